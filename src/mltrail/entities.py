@@ -1,0 +1,331 @@
+"""Plain data with MLflow's attribute names, so code written for MLflow reads them unchanged.
+
+Runs, experiments, metrics, params, tags, datasets, logged models and registry objects. No I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    ALL = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+    TERMINATED = ("FINISHED", "FAILED", "KILLED")
+
+    @staticmethod
+    def is_terminated(status: str) -> bool:
+        return status in RunStatus.TERMINATED
+
+    @staticmethod
+    def to_string(status: str) -> str:
+        return status
+
+    @staticmethod
+    def from_string(status: str) -> str:
+        return status
+
+
+class LifecycleStage:
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType:
+    """Which runs or experiments a search sees (MLflow's integer values)."""
+
+    ACTIVE_ONLY = 1
+    DELETED_ONLY = 2
+    ALL = 3
+
+    _NAMES = {"ACTIVE_ONLY": 1, "DELETED_ONLY": 2, "ALL": 3}
+
+    @classmethod
+    def from_any(cls, value: int | str | None) -> int:
+        """Accept the int, the name (`"ACTIVE_ONLY"`) or None (active only)."""
+        if value is None:
+            return cls.ACTIVE_ONLY
+        if isinstance(value, str):
+            if value.upper() in cls._NAMES:
+                return cls._NAMES[value.upper()]
+            if value.isdigit():
+                value = int(value)
+        if value in (1, 2, 3):
+            return int(value)
+        from mltrail.errors import InvalidParameterValue
+
+        raise InvalidParameterValue(
+            f"Invalid run_view_type {value!r}: expected ACTIVE_ONLY, DELETED_ONLY or ALL (1, 2, 3)."
+        )
+
+    @classmethod
+    def to_string(cls, value: int) -> str:
+        return {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}[value]
+
+
+class SourceType:
+    NOTEBOOK = "NOTEBOOK"
+    JOB = "JOB"
+    PROJECT = "PROJECT"
+    LOCAL = "LOCAL"
+    UNKNOWN = "UNKNOWN"
+
+
+def _json_number(v: float) -> float | str:
+    """MLflow's REST JSON writes non-finite floats as strings ("NaN", "Infinity")."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"key": self.key, "value": _json_number(self.value),
+                             "timestamp": self.timestamp, "step": self.step}
+        if self.model_id:
+            d["model_id"] = self.model_id
+        return d
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    value: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value}
+
+
+@dataclass(frozen=True)
+class RunTag:
+    key: str
+    value: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value}
+
+
+ExperimentTag = RunTag
+InputTag = RunTag
+LoggedModelTag = RunTag
+LoggedModelParameter = Param
+RegisteredModelTag = RunTag
+ModelVersionTag = RunTag
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+
+    @property
+    def run_uuid(self) -> str:
+        """MLflow's old name for `run_id`."""
+        return self.run_id
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "run_id": self.run_id, "run_uuid": self.run_id, "run_name": self.run_name,
+            "experiment_id": self.experiment_id, "user_id": self.user_id, "status": self.status,
+            "start_time": self.start_time, "artifact_uri": self.artifact_uri,
+            "lifecycle_stage": self.lifecycle_stage,
+        }
+        if self.end_time is not None:
+            d["end_time"] = self.end_time
+        return d
+
+
+@dataclass
+class RunData:
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # the latest point of each metric, with step and timestamp (REST responses need them)
+    _metric_objs: list[Metric] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": [m.to_dict() for m in self._metric_objs],
+            "params": [{"key": k, "value": v} for k, v in self.params.items()],
+            "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
+        }
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "digest": self.digest, "source_type": self.source_type, "source": self.source}
+        if self.schema is not None:
+            d["schema"] = self.schema
+        if self.profile is not None:
+            d["profile"] = self.profile
+        return d
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    dataset: Dataset
+    tags: list[InputTag] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tags": [t.to_dict() for t in self.tags], "dataset": self.dataset.to_dict()}
+
+
+@dataclass(frozen=True)
+class LoggedModelInput:
+    model_id: str
+
+
+@dataclass(frozen=True)
+class LoggedModelOutput:
+    model_id: str
+    step: int
+
+
+@dataclass
+class RunInputs:
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[LoggedModelInput] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset_inputs": [d.to_dict() for d in self.dataset_inputs],
+                "model_inputs": [{"model_id": m.model_id} for m in self.model_inputs]}
+
+
+@dataclass
+class RunOutputs:
+    model_outputs: list[LoggedModelOutput] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_outputs": [{"model_id": m.model_id, "step": m.step} for m in self.model_outputs]}
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    data: RunData
+    inputs: RunInputs = field(default_factory=RunInputs)
+    outputs: RunOutputs = field(default_factory=RunOutputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"info": self.info.to_dict(), "data": self.data.to_dict(),
+                "inputs": self.inputs.to_dict(), "outputs": self.outputs.to_dict()}
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str = LifecycleStage.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment_id": self.experiment_id, "name": self.name,
+            "artifact_location": self.artifact_location, "lifecycle_stage": self.lifecycle_stage,
+            "last_update_time": self.last_update_time, "creation_time": self.creation_time,
+            "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
+        }
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path, "is_dir": self.is_dir}
+        if self.file_size is not None:
+            d["file_size"] = self.file_size
+        return d
+
+
+class LoggedModelStatus:
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+    ALL = ("PENDING", "READY", "FAILED")
+
+
+@dataclass
+class LoggedModel:
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    status: str = LoggedModelStatus.PENDING
+    source_run_id: str | None = None
+    model_type: str | None = None
+    status_message: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        info = {
+            "model_id": self.model_id, "experiment_id": self.experiment_id, "name": self.name,
+            "artifact_uri": self.artifact_location, "creation_timestamp_ms": self.creation_timestamp,
+            "last_updated_timestamp_ms": self.last_updated_timestamp,
+            "status": f"LOGGED_MODEL_{self.status}" if self.status != "READY" else "LOGGED_MODEL_READY",
+            "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
+        }
+        if self.source_run_id:
+            info["source_run_id"] = self.source_run_id
+        if self.model_type:
+            info["model_type"] = self.model_type
+        if self.status_message:
+            info["status_message"] = self.status_message
+        return {"info": info, "data": {
+            "params": [{"key": k, "value": v} for k, v in self.params.items()],
+            "metrics": [m.to_dict() | ({"run_id": m.run_id} if m.run_id else {}) for m in self.metrics],
+        }}
+
+
+class PagedList(list):  # type: ignore[type-arg]
+    """A list with the token for the next page (None on the last page), like MLflow's."""
+
+    def __init__(self, items: Any = (), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token

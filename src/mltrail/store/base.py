@@ -1,0 +1,149 @@
+"""The tracking store interface every backend implements (SQL, REST), so Client stays backend-free.
+
+Methods take and return entities from `mltrail.entities`; ids are strings; times are ms since
+the epoch. One conformance suite (tests/store/test_conformance.py) runs against each backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mltrail.entities import (
+    DatasetInput,
+    Experiment,
+    LoggedModel,
+    LoggedModelOutput,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+)
+
+
+class AbstractTrackingStore:
+    """Experiments, runs, metrics, params, tags, inputs/outputs and logged models."""
+
+    # experiments
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: dict[str, str] | None = None) -> str:
+        raise NotImplementedError
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        raise NotImplementedError
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        raise NotImplementedError
+
+    def search_experiments(self, view_type: int = 1, max_results: int = 1000, filter_string: str | None = None,
+                           order_by: Sequence[str] | None = None,
+                           page_token: str | None = None) -> PagedList:
+        raise NotImplementedError
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        raise NotImplementedError
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        raise NotImplementedError
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        raise NotImplementedError
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        raise NotImplementedError
+
+    # runs
+    def create_run(self, experiment_id: str, user_id: str, start_time: int | None,
+                   tags: Sequence[RunTag], run_name: str | None) -> Run:
+        raise NotImplementedError
+
+    def get_run(self, run_id: str) -> Run:
+        raise NotImplementedError
+
+    def update_run_info(self, run_id: str, run_status: str | None, end_time: int | None,
+                        run_name: str | None) -> RunInfo:
+        raise NotImplementedError
+
+    def delete_run(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    def restore_run(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+                  tags: Sequence[RunTag] = ()) -> None:
+        raise NotImplementedError
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        self.log_batch(run_id, metrics=[metric])
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self.log_batch(run_id, params=[param])
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self.log_batch(run_id, tags=[tag])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        raise NotImplementedError
+
+    def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
+                           page_token: str | None = None) -> PagedList:
+        raise NotImplementedError
+
+    def get_metric_history_sampled(self, run_id: str, metric_key: str, max_points: int,
+                                   min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
+        """At most about `max_points` points: per bucket the min and max, with the first and last kept."""
+        raise NotImplementedError
+
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                    run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,
+                    page_token: str | None = None) -> PagedList:
+        raise NotImplementedError
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
+                   models: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        raise NotImplementedError
+
+    # logged models
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
+                            model_type: str | None = None) -> LoggedModel:
+        raise NotImplementedError
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        raise NotImplementedError
+
+    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
+        raise NotImplementedError
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        raise NotImplementedError
+
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def delete_logged_model(self, model_id: str) -> None:
+        raise NotImplementedError
+
+    def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
+                             max_results: int = 100, order_by: Sequence[str] | None = None,
+                             page_token: str | None = None) -> PagedList:
+        raise NotImplementedError
+
+    # maintenance
+    def deleted_run_ids(self, older_than_ms: int | None = None) -> list[str]:
+        raise NotImplementedError
+
+    def purge_run(self, run_id: str) -> None:
+        raise NotImplementedError

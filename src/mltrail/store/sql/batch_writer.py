@@ -1,0 +1,125 @@
+"""The logging hot path: one `log_batch` as one transaction of plain SQL on the DBAPI connection.
+
+Everything else in the SQL store uses SQLAlchemy Core; here its per-statement overhead (about
+0.2 ms per execute) would be most of the cost of a `log_metric` call, so this module sends
+fixed SQL text (valid for SQLite and PostgreSQL alike) straight to the driver. The statements
+are the same as Core would emit; the schema they touch is `schema.py`'s.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from mltrail.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+
+T = TypeVar("T")
+
+_SQL = {
+    "run_stage": 'SELECT lifecycle_stage FROM runs WHERE run_uuid = ?',
+    "batch_seen": 'SELECT batch_id FROM applied_batches WHERE batch_id = ?',
+    "batch_mark": 'INSERT INTO applied_batches (batch_id, applied_time) VALUES (?, ?)',
+    "insert_metric": 'INSERT INTO metrics (run_uuid, "key", step, "timestamp", "value", is_nan, model_id) '
+                     'VALUES (?, ?, ?, ?, ?, ?, ?)',
+    "upsert_latest": 'INSERT INTO latest_metrics (run_uuid, "key", step, "timestamp", "value", is_nan) '
+                     'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, "key") DO UPDATE SET '
+                     'step = excluded.step, "timestamp" = excluded."timestamp", "value" = excluded."value", '
+                     'is_nan = excluded.is_nan WHERE excluded.step > latest_metrics.step OR '
+                     '(excluded.step = latest_metrics.step AND excluded."timestamp" >= latest_metrics."timestamp")',
+    "param_get": 'SELECT "value" FROM params WHERE run_uuid = ? AND "key" = ?',
+    "param_insert": 'INSERT INTO params (run_uuid, "key", "value") VALUES (?, ?, ?)',
+    "tag_delete": 'DELETE FROM tags WHERE run_uuid = ? AND "key" = ?',
+    "tag_insert": 'INSERT INTO tags (run_uuid, "key", "value") VALUES (?, ?, ?)',
+    "run_rename": 'UPDATE runs SET name = ? WHERE run_uuid = ?',
+}
+
+
+def _is_transient(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return any(s in msg for s in ("database is locked", "database is busy", "deadlock detected",
+                                  "could not serialize"))
+
+
+class BatchWriter:
+    """Writes validated batches for one engine; SQL text is adapted once to the driver's paramstyle."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        style = engine.dialect.paramstyle
+        self.sql = {k: (s if style == "qmark" else s.replace("?", "%s")) for k, s in _SQL.items()}
+
+    def _transaction(self, fn: Callable[[Any], T], attempts: int = 30) -> T:
+        delay = 0.005
+        for attempt in range(attempts):
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                if self.sqlite:  # wait for the write lock up front (see engine.py)
+                    cur.execute("BEGIN IMMEDIATE")
+                result = fn(cur)
+                conn.commit()
+                return result
+            except Exception as exc:
+                conn.rollback()
+                if not _is_transient(exc) or attempt == attempts - 1:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def write(self, run_id: str, metric_rows: list[tuple], param_map: dict[str, str], tag_map: dict[str, str],
+              batch_id: str | None, now_ms: int) -> None:
+        """Apply one batch. `metric_rows` are (key, step, timestamp, value, is_nan, model_id)."""
+        sql = self.sql
+
+        def apply(cur: Any) -> None:
+            if batch_id is not None:
+                cur.execute(sql["batch_seen"], (batch_id,))
+                if cur.fetchone():
+                    return
+                cur.execute(sql["batch_mark"], (batch_id, now_ms))
+            cur.execute(sql["run_stage"], (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+            if row[0] != "active":
+                raise InvalidState(f"The run {run_id} must be in the 'active' state. Current state is {row[0]}.")
+            for key, value in param_map.items():
+                cur.execute(sql["param_get"], (run_id, key))
+                old = cur.fetchone()
+                if old is None:
+                    cur.execute(sql["param_insert"], (run_id, key, value))
+                elif old[0] != value:
+                    raise InvalidParameterValue(
+                        f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                        f"value='{old[0]}' for run ID='{run_id}'. Attempted logging new value '{value}'.")
+            for key, value in tag_map.items():
+                cur.execute(sql["tag_delete"], (run_id, key))
+                cur.execute(sql["tag_insert"], (run_id, key, value))
+            if "mlflow.runName" in tag_map:  # the name lives in both places, as in MLflow
+                cur.execute(sql["run_rename"], (tag_map["mlflow.runName"], run_id))
+            if metric_rows:
+                rows = [(run_id, *r) for r in metric_rows]
+                if len(rows) == 1:
+                    cur.execute(sql["insert_metric"], rows[0])
+                else:
+                    cur.executemany(sql["insert_metric"], rows)
+                newest: dict[str, tuple] = {}
+                for r in metric_rows:  # per key, the point with the highest (step, timestamp)
+                    cur_best = newest.get(r[0])
+                    if cur_best is None or (r[1], r[2]) >= (cur_best[1], cur_best[2]):
+                        newest[r[0]] = r
+                latest = [(run_id, *r[:5]) for r in newest.values()]
+                if len(latest) == 1:
+                    cur.execute(sql["upsert_latest"], latest[0])
+                else:
+                    cur.executemany(sql["upsert_latest"], latest)
+
+        self._transaction(apply)

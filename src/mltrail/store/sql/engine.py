@@ -1,0 +1,155 @@
+"""Engines for the SQL stores: SQLite tuned for many writers, PostgreSQL through psycopg 3.
+
+SQLite runs in WAL mode with `synchronous=NORMAL` and a long busy timeout, and every write
+transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that later wants to write can
+fail at once with "database is locked" (SQLite cannot wait there without risking a deadlock),
+an immediate one waits its turn. Reads stay deferred and never block writers in WAL mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
+
+from mltrail.errors import MltrailException
+
+T = TypeVar("T")
+_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalize_db_uri(uri: str) -> str:
+    """Pick our drivers: `postgresql://` means psycopg 3 (MLflow users write it that way)."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix):]
+    return uri
+
+
+def make_engine(uri: str) -> Engine:
+    uri = normalize_db_uri(uri)
+    if uri.startswith("sqlite"):
+        return _sqlite_engine(uri)
+    return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_engine(uri: str) -> Engine:
+    path = uri.split(":///", 1)[1] if ":///" in uri else ""
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    engine = create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see on_begin)
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       f"busy_timeout={_BUSY_TIMEOUT_MS}", "temp_store=MEMORY", "cache_size=-20000",
+                       "case_sensitive_like=ON"):  # LIKE is case-sensitive, as on PostgreSQL
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("mltrail_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    msg = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "database is locked" in msg or "database is busy" in msg or "deadlock detected" in msg \
+        or "could not serialize" in msg
+
+
+def run_write(engine: Engine, fn: Callable[[Connection], T], attempts: int = 20) -> T:
+    """Run `fn(conn)` in one write transaction; retry transient lock errors, so no caller sees them."""
+    delay = 0.005
+    for attempt in range(attempts):
+        try:
+            with engine.connect().execution_options(mltrail_write=True) as conn, conn.begin():
+                return fn(conn)
+        except OperationalError as exc:
+            if not _is_transient(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One process migrates at a time: a file lock for SQLite, an advisory lock for PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        db = engine.url.database
+        if not db or db == ":memory:":
+            yield
+            return
+        with open(os.path.abspath(db) + ".migrate-lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    else:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(727272)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(727272)"))
+                conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the newest schema with Alembic (imported only when needed)."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = os.path.join(os.path.dirname(__file__), "migrations")
+    cfg = Config()
+    cfg.set_main_option("script_location", here)
+    with _migration_lock(engine), engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create or upgrade the schema: automatic for SQLite and for an empty database.
+
+    An existing PostgreSQL database on an older revision is left for `mltrail db upgrade`, as
+    MLflow does, so that a schema change on a shared database is always a deliberate act.
+    """
+    from mltrail.store.sql.migrations import HEAD
+
+    rev = current_revision(engine)
+    if rev == HEAD:
+        return
+    if engine.dialect.name == "sqlite" or rev is None:
+        upgrade(engine)
+        return
+    raise MltrailException(
+        f"The database schema is at revision {rev!r}, this mltrail expects {HEAD!r}. "
+        "Run `mltrail db upgrade <database uri>` (back the database up first)."
+    )

@@ -1,0 +1,238 @@
+"""Logged models (MLflow 3's `m-<hex>` models) in the SQL tracking store."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, select, update
+
+from mltrail import _validation as v
+from mltrail.entities import LifecycleStage, LoggedModel, LoggedModelStatus, Metric, PagedList
+from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+from mltrail.store._paging import check_max_results, decode_token, encode_token
+from mltrail.store.sql import schema as t
+
+
+def _like(value: str, pattern: str, case_insensitive: bool) -> bool:
+    glob = pattern.replace("[", "[[]").replace("%", "*").replace("_", "?")
+    if case_insensitive:
+        return fnmatch.fnmatchcase(value.lower(), glob.lower())
+    return fnmatch.fnmatchcase(value, glob)
+
+
+def compare(left: Any, op: str, right: Any) -> bool:
+    """Evaluate one filter comparison in Python (for small result sets such as logged models)."""
+    if op == "IS NULL":
+        return left is None
+    if op == "IS NOT NULL":
+        return left is not None
+    if left is None:
+        return False
+    if op in ("IN", "NOT IN"):
+        return (str(left) in right) == (op == "IN")
+    if op in ("LIKE", "ILIKE"):
+        return _like(str(left), str(right), op == "ILIKE")
+    if isinstance(right, float):
+        try:
+            left = float(left)
+        except (TypeError, ValueError):
+            return False
+    else:
+        left = str(left)
+    return {"=": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
+            ">": left > right, ">=": left >= right}[op]
+
+
+class LoggedModelsMixin:
+    engine: Any
+
+    def _write(self, fn: Any) -> Any:
+        raise NotImplementedError
+
+    def _read(self) -> Any:
+        raise NotImplementedError
+
+    def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
+                            tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
+                            model_type: str | None = None) -> LoggedModel:
+        from mltrail.store.sql.store import _exp_id, join_uri, now_ms
+
+        exp_id = _exp_id(experiment_id)
+        model_id = f"m-{uuid.uuid4().hex}"
+        name = name or "model"
+        tag_items = dict(v.validate_tag(k, val) for k, val in (tags or {}).items())
+        param_items = dict(v.validate_param(k, val) for k, val in (params or {}).items())
+
+        def create(conn: Connection) -> LoggedModel:
+            exp = self._check_experiment_active(conn, exp_id)  # type: ignore[attr-defined]
+            if source_run_id is not None:
+                self._run_row(conn, source_run_id)  # type: ignore[attr-defined]
+            ts = now_ms()
+            location = join_uri(exp.artifact_location, "models", model_id, "artifacts")
+            conn.execute(insert(t.logged_models).values(
+                model_id=model_id, experiment_id=exp_id, name=name, artifact_location=location,
+                creation_timestamp_ms=ts, last_updated_timestamp_ms=ts, status=LoggedModelStatus.PENDING,
+                lifecycle_stage=LifecycleStage.ACTIVE, model_type=model_type, source_run_id=source_run_id))
+            if tag_items:
+                conn.execute(insert(t.logged_model_tags), [
+                    {"model_id": model_id, "tag_key": k, "tag_value": val} for k, val in tag_items.items()])
+            if param_items:
+                conn.execute(insert(t.logged_model_params), [
+                    {"model_id": model_id, "param_key": k, "param_value": val} for k, val in param_items.items()])
+            return LoggedModel(model_id=model_id, experiment_id=str(exp_id), name=name, artifact_location=location,
+                               creation_timestamp=ts, last_updated_timestamp=ts, source_run_id=source_run_id,
+                               model_type=model_type, tags=tag_items, params=param_items)
+
+        return self._write(create)
+
+    def _load_models(self, conn: Connection, rows: Sequence[Any]) -> list[LoggedModel]:
+        ids = [r.model_id for r in rows]
+        models = {r.model_id: LoggedModel(
+            model_id=r.model_id, experiment_id=str(r.experiment_id), name=r.name,
+            artifact_location=r.artifact_location, creation_timestamp=r.creation_timestamp_ms,
+            last_updated_timestamp=r.last_updated_timestamp_ms, status=r.status, source_run_id=r.source_run_id,
+            model_type=r.model_type, status_message=r.status_message) for r in rows}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for tg in conn.execute(select(t.logged_model_tags).where(t.logged_model_tags.c.model_id.in_(chunk))):
+                models[tg.model_id].tags[tg.tag_key] = tg.tag_value
+            for p in conn.execute(select(t.logged_model_params).where(t.logged_model_params.c.model_id.in_(chunk))):
+                models[p.model_id].params[p.param_key] = p.param_value
+            for m in conn.execute(select(t.logged_model_metrics).where(t.logged_model_metrics.c.model_id.in_(chunk))):
+                value = m.metric_value if m.metric_value is not None else math.nan
+                models[m.model_id].metrics.append(Metric(
+                    key=m.metric_name, value=value, timestamp=m.metric_timestamp_ms, step=m.metric_step,
+                    model_id=m.model_id, dataset_name=m.dataset_name, dataset_digest=m.dataset_digest,
+                    run_id=m.run_id))
+        return [models[i] for i in ids]
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        with self._read() as conn:
+            rows = conn.execute(select(t.logged_models).where(and_(
+                t.logged_models.c.model_id == model_id,
+                t.logged_models.c.lifecycle_stage == LifecycleStage.ACTIVE))).all()
+            if not rows:
+                raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+            return self._load_models(conn, rows)[0]
+
+    def _touch_model(self, conn: Connection, model_id: str, **values: Any) -> None:
+        from mltrail.store.sql.store import now_ms
+
+        n = conn.execute(update(t.logged_models).where(t.logged_models.c.model_id == model_id)
+                         .values(last_updated_timestamp_ms=now_ms(), **values)).rowcount
+        if not n:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+
+    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
+        status = status.removeprefix("LOGGED_MODEL_")
+        if status not in LoggedModelStatus.ALL:
+            raise InvalidParameterValue(
+                f"Invalid logged model status {status!r}: expected one of {', '.join(LoggedModelStatus.ALL)}.")
+        self._write(lambda conn: self._touch_model(conn, model_id, status=status))
+        return self.get_logged_model(model_id)
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        items = dict(v.validate_tag(k, val) for k, val in tags.items())
+
+        def write(conn: Connection) -> None:
+            self._touch_model(conn, model_id)
+            lt = t.logged_model_tags
+            conn.execute(delete(lt).where(and_(lt.c.model_id == model_id, lt.c.tag_key.in_(list(items)))))
+            conn.execute(insert(lt), [{"model_id": model_id, "tag_key": k, "tag_value": val} for k, val in items.items()])
+
+        if items:
+            self._write(write)
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        def write(conn: Connection) -> None:
+            self._touch_model(conn, model_id)
+            lt = t.logged_model_tags
+            if not conn.execute(delete(lt).where(and_(lt.c.model_id == model_id, lt.c.tag_key == key))).rowcount:
+                raise ResourceDoesNotExist(f"No tag with key '{key}' on logged model '{model_id}'.")
+
+        self._write(write)
+
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
+        items = dict(v.validate_param(k, val) for k, val in params.items())
+
+        def write(conn: Connection) -> None:
+            self._touch_model(conn, model_id)
+            lp = t.logged_model_params
+            conn.execute(delete(lp).where(and_(lp.c.model_id == model_id, lp.c.param_key.in_(list(items)))))
+            conn.execute(insert(lp), [{"model_id": model_id, "param_key": k, "param_value": val}
+                                      for k, val in items.items()])
+
+        if items:
+            self._write(write)
+
+    def log_logged_model_metrics(self, model_id: str, run_id: str, metrics: Sequence[Metric]) -> None:
+        rows = []
+        for m in metrics:
+            key, value, ts, step = v.validate_metric(m.key, m.value, m.timestamp, m.step)
+            rows.append({"model_id": model_id, "metric_name": key, "metric_timestamp_ms": ts, "metric_step": step,
+                         "metric_value": None if math.isnan(value) else value, "run_id": run_id,
+                         "dataset_name": m.dataset_name, "dataset_digest": m.dataset_digest})
+
+        def write(conn: Connection) -> None:
+            self._touch_model(conn, model_id)
+            conn.execute(insert(t.logged_model_metrics), rows)
+
+        if rows:
+            self._write(write)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self._write(lambda conn: self._touch_model(conn, model_id, lifecycle_stage=LifecycleStage.DELETED))
+
+    def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
+                             max_results: int = 100, order_by: Sequence[str] | None = None,
+                             page_token: str | None = None) -> PagedList:
+        from mltrail.store.search_grammar import parse_filter, parse_order_by
+        from mltrail.store.sql.store import _exp_id
+
+        comparisons = parse_filter(filter_string, entity="logged_model")
+        order = parse_order_by(list(order_by or []), entity="logged_model")
+        max_results = check_max_results(max_results)
+        offset = decode_token(page_token)
+        lm = t.logged_models
+        cond = [lm.c.lifecycle_stage == LifecycleStage.ACTIVE]
+        if experiment_ids:
+            cond.append(lm.c.experiment_id.in_([_exp_id(e) for e in experiment_ids]))
+        with self._read() as conn:
+            rows = conn.execute(select(lm).where(and_(*cond)).order_by(
+                lm.c.creation_timestamp_ms.desc(), lm.c.model_id)).all()
+            models = self._load_models(conn, rows)
+        models = [m for m in models if all(compare(_model_value(m, c.kind, c.key), c.op, c.value)
+                                           for c in comparisons)]
+        for key in reversed(order):
+            present = [m for m in models if _model_value(m, key.kind, key.key) is not None]
+            missing = [m for m in models if _model_value(m, key.kind, key.key) is None]
+            present.sort(key=lambda m, k=key: _sortable(_model_value(m, k.kind, k.key)),  # type: ignore[misc]
+                         reverse=not key.ascending)
+            models = present + missing
+        page = models[offset:offset + max_results]
+        token = encode_token(offset + max_results) if len(models) > offset + max_results else None
+        return PagedList(page, token)
+
+
+def _sortable(value: Any) -> Any:
+    return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+def _model_value(m: LoggedModel, kind: str, key: str) -> Any:
+    if kind == "tag":
+        return m.tags.get(key)
+    if kind == "param":
+        return m.params.get(key)
+    if kind == "metric":
+        latest = [x for x in m.metrics if x.key == key]
+        return max(latest, key=lambda x: (x.step, x.timestamp)).value if latest else None
+    aliases = {"creation_timestamp": "creation_timestamp", "creation_time": "creation_timestamp",
+               "last_updated_timestamp": "last_updated_timestamp", "name": "name", "model_id": "model_id",
+               "model_type": "model_type", "status": "status", "source_run_id": "source_run_id",
+               "experiment_id": "experiment_id"}
+    attr = aliases.get(key, key)
+    return getattr(m, attr, None)

@@ -1,0 +1,194 @@
+"""search_runs and search_experiments: MLflow's filter grammar compiled to SQLAlchemy Core.
+
+Each filter comparison becomes `run_uuid IN (subquery on one key)`, served by the
+`(key, value)` indexes on latest_metrics, params and tags; each metric/param/tag in `order_by`
+becomes one LEFT JOIN. Runs lacking an ordered key sort last, whichever the direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, false, func, select, true
+
+from mltrail.entities import LifecycleStage, PagedList, ViewType
+from mltrail.errors import InvalidParameterValue
+from mltrail.store._paging import check_max_results, decode_token, encode_token
+from mltrail.store.sql import schema as t
+
+_RUN_ATTRIBUTES = {
+    "run_id": "run_uuid", "run_name": "name", "status": "status", "start_time": "start_time",
+    "end_time": "end_time", "user_id": "user_id", "artifact_uri": "artifact_uri",
+    "lifecycle_stage": "lifecycle_stage", "experiment_id": "experiment_id",
+}
+
+
+def _apply(col: Any, op: str, value: Any) -> Any:
+    if op == "=":
+        return col == value
+    if op == "!=":
+        return col != value
+    if op == "<":
+        return col < value
+    if op == "<=":
+        return col <= value
+    if op == ">":
+        return col > value
+    if op == ">=":
+        return col >= value
+    if op == "LIKE":
+        return col.like(value)
+    if op == "ILIKE":
+        return func.lower(col).like(func.lower(value))
+    if op == "IN":
+        return col.in_(list(value))
+    if op == "NOT IN":
+        return col.not_in(list(value))
+    raise InvalidParameterValue(f"Unsupported comparison operator {op!r}.")
+
+
+def lifecycle_condition(col: Any, view_type: int) -> Any:
+    view_type = ViewType.from_any(view_type)
+    if view_type == ViewType.ACTIVE_ONLY:
+        return col == LifecycleStage.ACTIVE
+    if view_type == ViewType.DELETED_ONLY:
+        return col == LifecycleStage.DELETED
+    return true()
+
+
+def _key_table(kind: str) -> tuple[Any, Any]:
+    """The table holding one value per (run, key) for a kind, and its value column."""
+    if kind == "metric":
+        return t.latest_metrics, t.latest_metrics.c.value
+    if kind == "param":
+        return t.params, t.params.c.value
+    return t.tags, t.tags.c.value
+
+
+def _condition(c: Any) -> Any:
+    runs = t.runs
+    if c.kind == "attribute":
+        col_name = _RUN_ATTRIBUTES.get(c.key)
+        if col_name is None:
+            raise InvalidParameterValue(
+                f"Invalid attribute key '{c.key}': expected one of {', '.join(sorted(_RUN_ATTRIBUTES))}.")
+        value = c.value
+        if col_name in ("start_time", "end_time") and isinstance(value, float):
+            value = int(value)
+        if col_name == "experiment_id":
+            value = [int(x) for x in value] if isinstance(value, list | tuple) else int(value)
+        if c.op == "IS NULL":
+            return getattr(runs.c, col_name).is_(None)
+        if c.op == "IS NOT NULL":
+            return getattr(runs.c, col_name).is_not(None)
+        return _apply(getattr(runs.c, col_name), c.op, value)
+    if c.kind == "dataset":
+        i, d = t.inputs, t.datasets
+        if c.key == "context":
+            sub = select(i.c.destination_id).join(t.input_tags, t.input_tags.c.input_uuid == i.c.input_uuid).where(
+                and_(t.input_tags.c.name == "mlflow.data.context", _apply(t.input_tags.c.value, c.op, c.value)))
+        else:
+            col = {"name": d.c.name, "digest": d.c.digest}.get(c.key)
+            if col is None:
+                raise InvalidParameterValue(f"Invalid dataset key '{c.key}': expected name, digest or context.")
+            sub = select(i.c.destination_id).join(d, d.c.dataset_uuid == i.c.source_id).where(_apply(col, c.op, c.value))
+        return runs.c.run_uuid.in_(sub)
+    table, value_col = _key_table(c.kind)
+    key_match = table.c.key == c.key
+    if c.op == "IS NULL":
+        return runs.c.run_uuid.not_in(select(table.c.run_uuid).where(key_match))
+    if c.op == "IS NOT NULL":
+        return runs.c.run_uuid.in_(select(table.c.run_uuid).where(key_match))
+    cond = _apply(value_col, c.op, c.value)
+    if c.kind == "metric":
+        cond = and_(cond, table.c.is_nan == false())
+    return runs.c.run_uuid.in_(select(table.c.run_uuid).where(and_(key_match, cond)))
+
+
+class SearchMixin:
+    engine: Any
+
+    def _read(self) -> Any:
+        raise NotImplementedError
+
+    def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                    run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
+                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
+        from mltrail.store.search_grammar import parse_filter, parse_order_by
+        from mltrail.store.sql.store import _exp_id
+
+        comparisons = parse_filter(filter_string, entity="run")
+        order = parse_order_by(list(order_by or []), entity="run")
+        max_results = check_max_results(max_results)
+        offset = decode_token(page_token)
+        runs = t.runs
+        ids = [_exp_id(e) for e in experiment_ids]
+        conds = [runs.c.experiment_id.in_(ids), lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
+        conds += [_condition(c) for c in comparisons]
+        query = select(runs)
+        order_cols: list[Any] = []
+        for n, key in enumerate(order):
+            if key.kind == "attribute":
+                col_name = _RUN_ATTRIBUTES.get(key.key)
+                if col_name is None:
+                    raise InvalidParameterValue(
+                        f"Invalid order_by key 'attributes.{key.key}': expected one of "
+                        f"{', '.join(sorted(_RUN_ATTRIBUTES))}.")
+                col = getattr(runs.c, col_name)
+                missing = col.is_(None)
+            else:
+                table, _ = _key_table(key.kind)
+                alias = table.alias(f"order_{n}")
+                query = query.outerjoin(alias, and_(alias.c.run_uuid == runs.c.run_uuid, alias.c.key == key.key))
+                col = alias.c.value
+                missing = col.is_(None) if key.kind != "metric" else (col.is_(None) | (alias.c.is_nan == true()))
+            order_cols.append(case((missing, 1), else_=0))
+            order_cols.append(col.asc() if key.ascending else col.desc())
+        if not any(k.kind == "attribute" and k.key == "start_time" for k in order):
+            order_cols.append(runs.c.start_time.desc())
+        order_cols.append(runs.c.run_uuid)
+        query = query.where(and_(*conds)).order_by(*order_cols).limit(max_results + 1).offset(offset)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            token = None
+            if len(rows) > max_results:
+                rows = rows[:max_results]
+                token = encode_token(offset + max_results)
+            return PagedList(self._load_runs(conn, rows), token)
+
+    def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
+                           filter_string: str | None = None, order_by: Sequence[str] | None = None,
+                           page_token: str | None = None) -> PagedList:
+        from mltrail.store.search_grammar import parse_filter, parse_order_by
+        from mltrail.store.sql.logged_models import _sortable, compare
+
+        comparisons = parse_filter(filter_string, entity="experiment")
+        order = parse_order_by(list(order_by or []), entity="experiment")
+        max_results = check_max_results(max_results, limit=50000)
+        offset = decode_token(page_token)
+        with self._read() as conn:
+            exps = self._experiment_rows(  # type: ignore[attr-defined]
+                conn, lifecycle_condition(t.experiments.c.lifecycle_stage, view_type))
+
+        def value(e: Any, kind: str, key: str) -> Any:
+            if kind == "tag":
+                return e.tags.get(key)
+            if key == "experiment_id":
+                return int(e.experiment_id)
+            return getattr(e, key, None)
+
+        exps = [e for e in exps if all(compare(value(e, c.kind, c.key), c.op, c.value) for c in comparisons)]
+        exps.sort(key=lambda e: (-(e.last_update_time or 0), int(e.experiment_id)))
+        if not order:
+            exps.sort(key=lambda e: -(e.creation_time or 0))
+        for key in reversed(order):
+            exps.sort(key=lambda e, k=key: _sortable(value(e, k.kind, k.key)),  # type: ignore[misc]
+                      reverse=not key.ascending)
+        page = exps[offset:offset + max_results]
+        token = encode_token(offset + max_results) if len(exps) > offset + max_results else None
+        return PagedList(page, token)
+

@@ -1,0 +1,529 @@
+"""The SQL tracking store (SQLite by default, PostgreSQL at scale) over SQLAlchemy Core.
+
+Writes are one transaction per call or batch (a failed batch writes no part of itself);
+metric points go to `metrics`, and `latest_metrics` is upserted in the same transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from mltrail import _validation as v
+from mltrail._names import random_run_name
+from mltrail.entities import (
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    LoggedModelOutput,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunOutputs,
+    RunStatus,
+    RunTag,
+)
+from mltrail.errors import InvalidParameterValue, InvalidState, ResourceAlreadyExists, ResourceDoesNotExist
+from mltrail.store._paging import check_max_results, decode_token, encode_token
+from mltrail.store.base import AbstractTrackingStore
+from mltrail.store.sql import engine as eng
+from mltrail.store.sql import schema as t
+from mltrail.store.sql.batch_writer import BatchWriter
+from mltrail.store.sql.logged_models import LoggedModelsMixin
+from mltrail.store.sql.search import SearchMixin
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join artifact URI parts with '/', whatever the scheme (local paths are POSIX here)."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def _exp_id(experiment_id: Any) -> int:
+    try:
+        return int(experiment_id)
+    except (TypeError, ValueError):
+        raise InvalidParameterValue(
+            f"Invalid experiment ID {experiment_id!r}: expected a string of digits, such as '0' or '12'."
+        ) from None
+
+
+class SqlTrackingStore(SearchMixin, LoggedModelsMixin, AbstractTrackingStore):
+    """Tracking store over one SQL database; artifacts default under `default_artifact_root`."""
+
+    def __init__(self, db_uri: str, default_artifact_root: str) -> None:
+        self.db_uri = db_uri
+        self.default_artifact_root = default_artifact_root.rstrip("/")
+        self.engine = eng.make_engine(db_uri)
+        eng.ensure_schema(self.engine)
+        self._batches = BatchWriter(self.engine)
+        self._ensure_default_experiment()
+
+    def _write(self, fn: Any) -> Any:
+        return eng.run_write(self.engine, fn)
+
+    def _read(self) -> Any:
+        return eng.read(self.engine)
+
+    # ---------------------------------------------------------------- experiments
+    def _ensure_default_experiment(self) -> None:
+        with self._read() as conn:
+            found = conn.execute(select(t.experiments.c.experiment_id).where(
+                t.experiments.c.experiment_id == 0)).first()
+        if found:
+            return
+
+        def create(conn: Connection) -> None:
+            if conn.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.experiment_id == 0)).first():
+                return
+            if conn.execute(select(t.experiments.c.experiment_id).where(
+                    t.experiments.c.name == DEFAULT_EXPERIMENT_NAME)).first():
+                return
+            ts = now_ms()
+            conn.execute(insert(t.experiments).values(
+                experiment_id=0, name=DEFAULT_EXPERIMENT_NAME, lifecycle_stage=LifecycleStage.ACTIVE,
+                artifact_location=join_uri(self.default_artifact_root, "0"), creation_time=ts, last_update_time=ts))
+            if self.engine.dialect.name == "postgresql":  # explicit id 0 must not confuse the sequence
+                from sqlalchemy import text
+
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'), "
+                                  "GREATEST((SELECT MAX(experiment_id) FROM experiments), 1))"))
+
+        self._write(create)
+
+    def create_experiment(self, name: str, artifact_location: str | None = None,
+                          tags: dict[str, str] | None = None) -> str:
+        v.validate_experiment_name(name)
+        tag_items = [v.validate_tag(k, val) for k, val in (tags or {}).items()]
+        if artifact_location is not None:
+            artifact_location = self._check_artifact_location(artifact_location)
+
+        def create(conn: Connection) -> str:
+            if conn.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)).first():
+                raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
+            ts = now_ms()
+            exp_id = conn.execute(insert(t.experiments).values(
+                name=name, lifecycle_stage=LifecycleStage.ACTIVE, creation_time=ts, last_update_time=ts,
+            ).returning(t.experiments.c.experiment_id)).scalar_one()
+            location = artifact_location or join_uri(self.default_artifact_root, str(exp_id))
+            conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == exp_id)
+                         .values(artifact_location=location))
+            if tag_items:
+                conn.execute(insert(t.experiment_tags), [
+                    {"experiment_id": exp_id, "key": k, "value": val} for k, val in tag_items])
+            return str(exp_id)
+
+        return self._write(create)
+
+    @staticmethod
+    def _check_artifact_location(location: str) -> str:
+        """A user-given location must be a URI or an absolute path without '..' tricks."""
+        from mltrail._paths import safe_relpath
+
+        scheme, sep, rest = location.partition(":")
+        if sep and len(scheme) > 1:  # a URI (s3://, file://, mlflow-artifacts:/): check its path part
+            path = rest.lstrip("/")
+        else:
+            if not os.path.isabs(location):
+                location = os.path.abspath(location)
+            path = location.lstrip("/")
+        safe_relpath(path, "artifact location")
+        return location
+
+    def _experiment_rows(self, conn: Connection, where: Any) -> list[Experiment]:
+        rows = conn.execute(select(t.experiments).where(where)).all()
+        if not rows:
+            return []
+        ids = [r.experiment_id for r in rows]
+        tag_rows = conn.execute(select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(ids))).all()
+        tags: dict[int, dict[str, str]] = {}
+        for tr in tag_rows:
+            tags.setdefault(tr.experiment_id, {})[tr.key] = tr.value
+        return [Experiment(
+            experiment_id=str(r.experiment_id), name=r.name, artifact_location=r.artifact_location,
+            lifecycle_stage=r.lifecycle_stage, tags=tags.get(r.experiment_id, {}), creation_time=r.creation_time,
+            last_update_time=r.last_update_time) for r in rows]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        with self._read() as conn:
+            found = self._experiment_rows(conn, t.experiments.c.experiment_id == _exp_id(experiment_id))
+        if not found:
+            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists.")
+        return found[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self._read() as conn:
+            found = self._experiment_rows(conn, t.experiments.c.name == name)
+        return found[0] if found else None
+
+    def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
+        exp_id = _exp_id(experiment_id)
+
+        def change(conn: Connection) -> None:
+            n = conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == exp_id)
+                             .values(lifecycle_stage=stage, last_update_time=now_ms())).rowcount
+            if not n:
+                raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists.")
+            conn.execute(update(t.runs).where(t.runs.c.experiment_id == exp_id).values(
+                lifecycle_stage=stage, deleted_time=now_ms() if stage == LifecycleStage.DELETED else None))
+
+        self._write(change)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+            raise InvalidParameterValue("Cannot delete the default experiment '0'. It is a reserved experiment.")
+        self._set_experiment_stage(experiment_id, LifecycleStage.DELETED)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self._set_experiment_stage(experiment_id, LifecycleStage.ACTIVE)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        v.validate_experiment_name(new_name)
+        exp_id = _exp_id(experiment_id)
+
+        def rename(conn: Connection) -> None:
+            row = conn.execute(select(t.experiments.c.lifecycle_stage).where(
+                t.experiments.c.experiment_id == exp_id)).first()
+            if row is None:
+                raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists.")
+            if row.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidState("Cannot rename a non-active experiment.")
+            if conn.execute(select(t.experiments.c.experiment_id).where(
+                    and_(t.experiments.c.name == new_name, t.experiments.c.experiment_id != exp_id))).first():
+                raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.")
+            conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == exp_id)
+                         .values(name=new_name, last_update_time=now_ms()))
+
+        self._write(rename)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        key, value = v.validate_tag(key, value)
+        exp_id = _exp_id(experiment_id)
+
+        def set_tag(conn: Connection) -> None:
+            self._check_experiment_active(conn, exp_id)
+            conn.execute(delete(t.experiment_tags).where(and_(
+                t.experiment_tags.c.experiment_id == exp_id, t.experiment_tags.c.key == key)))
+            conn.execute(insert(t.experiment_tags).values(experiment_id=exp_id, key=key, value=value))
+
+        self._write(set_tag)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        exp_id = _exp_id(experiment_id)
+
+        def delete_tag(conn: Connection) -> None:
+            self._check_experiment_active(conn, exp_id)
+            n = conn.execute(delete(t.experiment_tags).where(and_(
+                t.experiment_tags.c.experiment_id == exp_id, t.experiment_tags.c.key == key))).rowcount
+            if not n:
+                raise ResourceDoesNotExist(f"No tag with name: {key} in experiment with id {experiment_id}")
+
+        self._write(delete_tag)
+
+    @staticmethod
+    def _check_experiment_active(conn: Connection, exp_id: int) -> Any:
+        row = conn.execute(select(t.experiments.c.lifecycle_stage, t.experiments.c.artifact_location)
+                           .where(t.experiments.c.experiment_id == exp_id)).first()
+        if row is None:
+            raise ResourceDoesNotExist(f"No Experiment with id={exp_id} exists.")
+        if row.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(
+                f"The experiment {exp_id} must be in the 'active' state. Current state is {row.lifecycle_stage}.")
+        return row
+
+    # ---------------------------------------------------------------- runs
+    def create_run(self, experiment_id: str, user_id: str, start_time: int | None,
+                   tags: Sequence[RunTag], run_name: str | None) -> Run:
+        exp_id = _exp_id(experiment_id)
+        tag_map = {tag.key: v.validate_tag(tag.key, tag.value)[1] for tag in tags}
+        name_tag = tag_map.get("mlflow.runName")
+        if run_name and name_tag and run_name != name_tag:
+            raise InvalidParameterValue(
+                f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+                f"(run_name='{run_name}', mlflow.runName='{name_tag}').")
+        run_name = run_name or name_tag or random_run_name()
+        tag_map["mlflow.runName"] = run_name
+        run_id = uuid.uuid4().hex
+        start = start_time if start_time is not None else now_ms()
+
+        def create(conn: Connection) -> str:
+            exp = self._check_experiment_active(conn, exp_id)
+            artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
+            conn.execute(insert(t.runs).values(
+                run_uuid=run_id, name=run_name, experiment_id=exp_id, user_id=user_id, status=RunStatus.RUNNING,
+                start_time=start, end_time=None, lifecycle_stage=LifecycleStage.ACTIVE, artifact_uri=artifact_uri))
+            conn.execute(insert(t.tags), [{"run_uuid": run_id, "key": k, "value": val} for k, val in tag_map.items()])
+            return artifact_uri
+
+        artifact_uri = self._write(create)
+        info = RunInfo(run_id=run_id, experiment_id=str(exp_id), run_name=run_name, user_id=user_id,
+                       status=RunStatus.RUNNING, start_time=start, end_time=None, artifact_uri=artifact_uri)
+        return Run(info=info, data=RunData(tags=dict(tag_map)))
+
+    def _run_row(self, conn: Connection, run_id: str) -> Any:
+        row = conn.execute(select(t.runs).where(t.runs.c.run_uuid == run_id)).first()
+        if row is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        return row
+
+    @staticmethod
+    def _info(row: Any) -> RunInfo:
+        return RunInfo(run_id=row.run_uuid, experiment_id=str(row.experiment_id), run_name=row.name or "",
+                       user_id=row.user_id or "", status=row.status, start_time=row.start_time,
+                       end_time=row.end_time, artifact_uri=row.artifact_uri or "",
+                       lifecycle_stage=row.lifecycle_stage)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            row = self._run_row(conn, run_id)
+            return self._load_runs(conn, [row])[0]
+
+    def _check_run_active(self, conn: Connection, run_id: str) -> None:
+        row = conn.execute(select(t.runs.c.lifecycle_stage).where(t.runs.c.run_uuid == run_id)).first()
+        if row is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        if row.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidState(
+                f"The run {run_id} must be in the 'active' state. Current state is {row.lifecycle_stage}.")
+
+    def update_run_info(self, run_id: str, run_status: str | None, end_time: int | None,
+                        run_name: str | None) -> RunInfo:
+        if run_status is not None and run_status not in RunStatus.ALL:
+            raise InvalidParameterValue(f"Invalid run status {run_status!r}: expected one of {', '.join(RunStatus.ALL)}.")
+
+        def change(conn: Connection) -> RunInfo:
+            self._check_run_active(conn, run_id)
+            values: dict[str, Any] = {}
+            if run_status is not None:
+                values["status"] = run_status
+            if end_time is not None:
+                values["end_time"] = end_time
+            if run_name:
+                values["name"] = run_name
+                conn.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == "mlflow.runName")))
+                conn.execute(insert(t.tags).values(run_uuid=run_id, key="mlflow.runName", value=run_name))
+            if values:
+                conn.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(**values))
+            return self._info(self._run_row(conn, run_id))
+
+        return self._write(change)
+
+    def _set_run_stage(self, run_id: str, stage: str) -> None:
+        def change(conn: Connection) -> None:
+            self._run_row(conn, run_id)
+            conn.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(
+                lifecycle_stage=stage, deleted_time=now_ms() if stage == LifecycleStage.DELETED else None))
+
+        self._write(change)
+
+    def delete_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, LifecycleStage.ACTIVE)
+
+    # ---------------------------------------------------------------- logging
+    def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+                  tags: Sequence[RunTag] = (), batch_id: str | None = None) -> None:
+        """Log metrics, params and tags in one transaction; any invalid item rejects the whole batch.
+
+        Args:
+            batch_id: when given, a batch with this id that was already applied is skipped (the
+                journaling REST client resends batches after a crash; each must land once).
+        """
+        v.validate_batch_limits(len(metrics), len(params), len(tags))
+        metric_rows = []
+        for m in metrics:
+            key, value, ts, step = v.validate_metric(m.key, m.value, m.timestamp, m.step)
+            nan = math.isnan(value)  # stored as 0 plus a flag: not every database keeps NaN
+            metric_rows.append((key, step, ts, 0.0 if nan else value, nan, m.model_id))
+        param_map: dict[str, str] = {}
+        for p in params:
+            key, text = v.validate_param(p.key, p.value)
+            if key in param_map and param_map[key] != text:
+                raise InvalidParameterValue(
+                    f"Duplicate parameter keys with different values in one batch: '{key}' is given as "
+                    f"'{param_map[key]}' and '{text}'.")
+            param_map[key] = text
+        tag_map = dict(v.validate_tag(tg.key, tg.value) for tg in tags)
+        self._batches.write(run_id, metric_rows, param_map, tag_map, batch_id, now_ms())
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        def remove(conn: Connection) -> None:
+            self._check_run_active(conn, run_id)
+            n = conn.execute(delete(t.tags).where(and_(t.tags.c.run_uuid == run_id, t.tags.c.key == key))).rowcount
+            if not n:
+                raise ResourceDoesNotExist(f"No tag with name: {key} in run with id {run_id}")
+
+        self._write(remove)
+
+    @staticmethod
+    def _metric(row: Any, key: str | None = None) -> Metric:
+        value = math.nan if row.is_nan else row.value
+        return Metric(key=key or row.key, value=value, timestamp=row.timestamp, step=row.step)
+
+    def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
+                           page_token: str | None = None) -> PagedList:
+        offset = decode_token(page_token)
+        m = t.metrics
+        q = (select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)
+             .where(and_(m.c.run_uuid == run_id, m.c.key == metric_key)).order_by(m.c.step, m.c.timestamp, m.c.id))
+        if max_results is not None:
+            q = q.limit(check_max_results(max_results, limit=1_000_000) + 1).offset(offset)
+        with self._read() as conn:
+            self._run_row(conn, run_id)
+            rows = conn.execute(q).all()
+        token = None
+        if max_results is not None and len(rows) > max_results:
+            rows = rows[:max_results]
+            token = encode_token(offset + max_results)
+        return PagedList([self._metric(r, metric_key) for r in rows], token)
+
+    def get_metric_history_sampled(self, run_id: str, metric_key: str, max_points: int,
+                                   min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
+        from mltrail.store.downsample import downsample
+
+        m = t.metrics
+        cond = [m.c.run_uuid == run_id, m.c.key == metric_key]
+        if min_step is not None:
+            cond.append(m.c.step >= min_step)
+        if max_step is not None:
+            cond.append(m.c.step <= max_step)
+        with self._read() as conn:
+            rows = conn.execute(select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan).where(and_(*cond))
+                                .order_by(m.c.step, m.c.timestamp, m.c.id)).all()
+        return downsample([self._metric(r, metric_key) for r in rows], max_points)
+
+    # ---------------------------------------------------------------- loading runs
+    def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Build Run entities for rows of `runs`, fetching params/metrics/tags/inputs in bulk."""
+        ids = [r.run_uuid for r in rows]
+        by_id: dict[str, Run] = {r.run_uuid: Run(info=self._info(r), data=RunData(), inputs=RunInputs(),
+                                                 outputs=RunOutputs()) for r in rows}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start:chunk_start + 500]
+            for p in conn.execute(select(t.params.c.run_uuid, t.params.c.key, t.params.c.value)
+                                  .where(t.params.c.run_uuid.in_(chunk))):
+                by_id[p.run_uuid].data.params[p.key] = p.value
+            for tg in conn.execute(select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value)
+                                   .where(t.tags.c.run_uuid.in_(chunk))):
+                by_id[tg.run_uuid].data.tags[tg.key] = tg.value
+            lm = t.latest_metrics
+            for mr in conn.execute(select(lm).where(lm.c.run_uuid.in_(chunk))):
+                metric = self._metric(mr)
+                data = by_id[mr.run_uuid].data
+                data.metrics[metric.key] = metric.value
+                data._metric_objs.append(metric)
+            for o in conn.execute(select(t.run_outputs).where(t.run_outputs.c.run_uuid.in_(chunk))):
+                by_id[o.run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id=o.model_id, step=o.step))
+            self._load_inputs(conn, chunk, by_id)
+        return [by_id[i] for i in ids]
+
+    def _load_inputs(self, conn: Connection, run_ids: list[str], by_id: dict[str, Run]) -> None:
+        from mltrail.entities import Dataset, InputTag
+
+        i, d = t.inputs, t.datasets
+        rows = conn.execute(select(i.c.input_uuid, i.c.destination_id, d).join(d, d.c.dataset_uuid == i.c.source_id)
+                            .where(and_(i.c.destination_type == "RUN", i.c.source_type == "DATASET",
+                                        i.c.destination_id.in_(run_ids)))).all()
+        if not rows:
+            return
+        tags: dict[str, list[InputTag]] = {}
+        for tr in conn.execute(select(t.input_tags).where(t.input_tags.c.input_uuid.in_([r.input_uuid for r in rows]))):
+            tags.setdefault(tr.input_uuid, []).append(InputTag(key=tr.name, value=tr.value))
+        for r in rows:
+            ds = Dataset(name=r.name, digest=r.digest, source_type=r.dataset_source_type, source=r.dataset_source,
+                         schema=r.dataset_schema, profile=r.dataset_profile)
+            by_id[r.destination_id].inputs.dataset_inputs.append(DatasetInput(dataset=ds, tags=tags.get(r.input_uuid, [])))
+
+    # ---------------------------------------------------------------- inputs and outputs
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
+                   models: Sequence[Any] | None = None) -> None:
+        def write(conn: Connection) -> None:
+            self._check_run_active(conn, run_id)
+            exp_id = conn.execute(select(t.runs.c.experiment_id).where(t.runs.c.run_uuid == run_id)).scalar_one()
+            for di in datasets or ():
+                ds = di.dataset
+                d = t.datasets
+                found = conn.execute(select(d.c.dataset_uuid).where(and_(
+                    d.c.experiment_id == exp_id, d.c.name == ds.name, d.c.digest == ds.digest))).first()
+                if found:
+                    ds_id = found.dataset_uuid
+                else:
+                    ds_id = uuid.uuid4().hex
+                    conn.execute(insert(d).values(
+                        dataset_uuid=ds_id, experiment_id=exp_id, name=ds.name, digest=ds.digest,
+                        dataset_source_type=ds.source_type, dataset_source=ds.source, dataset_schema=ds.schema,
+                        dataset_profile=ds.profile))
+                i = t.inputs
+                existing = conn.execute(select(i.c.input_uuid).where(and_(
+                    i.c.destination_type == "RUN", i.c.destination_id == run_id, i.c.source_type == "DATASET",
+                    i.c.source_id == ds_id))).first()
+                if existing:
+                    input_id = existing.input_uuid
+                    conn.execute(delete(t.input_tags).where(t.input_tags.c.input_uuid == input_id))
+                else:
+                    input_id = uuid.uuid4().hex
+                    conn.execute(insert(i).values(input_uuid=input_id, source_type="DATASET", source_id=ds_id,
+                                                  destination_type="RUN", destination_id=run_id))
+                if di.tags:
+                    conn.execute(insert(t.input_tags), [
+                        {"input_uuid": input_id, "name": tg.key, "value": tg.value} for tg in di.tags])
+
+        self._write(write)
+
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        def write(conn: Connection) -> None:
+            self._check_run_active(conn, run_id)
+            for mo in models:
+                conn.execute(delete(t.run_outputs).where(and_(
+                    t.run_outputs.c.run_uuid == run_id, t.run_outputs.c.model_id == mo.model_id)))
+                conn.execute(insert(t.run_outputs).values(run_uuid=run_id, model_id=mo.model_id, step=mo.step))
+
+        self._write(write)
+
+    # ---------------------------------------------------------------- maintenance
+    def deleted_run_ids(self, older_than_ms: int | None = None) -> list[str]:
+        cond = [t.runs.c.lifecycle_stage == LifecycleStage.DELETED]
+        if older_than_ms is not None:
+            cond.append(t.runs.c.deleted_time <= now_ms() - older_than_ms)
+        with self._read() as conn:
+            return [r.run_uuid for r in conn.execute(select(t.runs.c.run_uuid).where(and_(*cond)))]
+
+    def purge_run(self, run_id: str) -> None:
+        def purge(conn: Connection) -> None:
+            for table in (t.metrics, t.latest_metrics, t.params, t.tags, t.run_outputs):
+                conn.execute(delete(table).where(table.c.run_uuid == run_id))
+            input_ids = [r.input_uuid for r in conn.execute(select(t.inputs.c.input_uuid).where(
+                t.inputs.c.destination_id == run_id))]
+            if input_ids:
+                conn.execute(delete(t.input_tags).where(t.input_tags.c.input_uuid.in_(input_ids)))
+                conn.execute(delete(t.inputs).where(t.inputs.c.input_uuid.in_(input_ids)))
+            conn.execute(delete(t.runs).where(t.runs.c.run_uuid == run_id))
+
+        self._write(purge)
+
+    def count_runs(self, experiment_ids: Sequence[str]) -> dict[str, int]:
+        """Active runs per experiment (the UI's experiment list)."""
+        ids = [_exp_id(e) for e in experiment_ids]
+        with self._read() as conn:
+            rows = conn.execute(select(t.runs.c.experiment_id, func.count()).where(and_(
+                t.runs.c.experiment_id.in_(ids), t.runs.c.lifecycle_stage == LifecycleStage.ACTIVE))
+                .group_by(t.runs.c.experiment_id)).all()
+        return {str(e): int(n) for e, n in rows}
