@@ -4,10 +4,10 @@ leaking in from the environment or from another test."""
 from __future__ import annotations
 
 import pytest
-from pg_server import pg_server, postgres_uri  # noqa: F401  (fixtures)
 
 import mltrail
 from mltrail import fluent, tracking_uri
+from pg_server import pg_server, postgres_uri  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -74,7 +74,7 @@ def autolog(**kwargs: Any) -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is not None or importlib.util.find_spec("keras") is not None:
-        from mltrail.tensorflow import autolog as tf_autolog
+        from mltrail.tensorflow import autolog as tf_autolog  # type: ignore[attr-defined]
 
         tf_autolog(**kwargs)
 

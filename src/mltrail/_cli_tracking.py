@@ -42,7 +42,7 @@ def experiments_list(tracking_uri: str | None, view: str) -> None:
     """List experiments with their ids and run counts."""
     client = _client(tracking_uri)
     exps = list(client.search_experiments(view_type=view.upper(), max_results=50000))
-    counts = getattr(client.store, "count_runs", lambda ids: {})([e.experiment_id for e in exps])
+    counts: dict[str, int] = getattr(client.store, "count_runs", lambda ids: {})([e.experiment_id for e in exps])
     click.echo(f"{'ID':>6}  {'RUNS':>6}  {'STAGE':<8}  NAME")
     for e in exps:
         click.echo(f"{e.experiment_id:>6}  {counts.get(e.experiment_id, 0):>6}  {e.lifecycle_stage:<8}  {e.name}")

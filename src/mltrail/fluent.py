@@ -46,7 +46,7 @@ class ActiveRun(Run):
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -59,7 +59,6 @@ class ActiveRun(Run):
             while stack and stack[-1].info.run_id != self.info.run_id:
                 end_run(status)
             end_run(status)
-        return False
 
 
 # ---------------------------------------------------------------------- tracking URI and experiments
@@ -75,6 +74,7 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterValue("Exactly one of `experiment_name` and `experiment_id` must be given.")
     client = _client()
+    exp: Experiment | None
     if experiment_id is not None:
         exp = client.get_experiment(str(experiment_id))
     else:
@@ -127,7 +127,8 @@ def delete_experiment(experiment_id: str) -> None:
 
 def search_experiments(view_type: int | str = ViewType.ACTIVE_ONLY, max_results: int | None = None,
                        filter_string: str | None = None, order_by: Sequence[str] | None = None) -> list[Experiment]:
-    client, out, token = _client(), [], None
+    client, token = _client(), None
+    out: list[Experiment] = []
     while True:
         page = client.search_experiments(view_type, 1000, filter_string, order_by, token)
         out.extend(page)

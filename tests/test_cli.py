@@ -1,0 +1,59 @@
+"""The tracking CLI commands, run through click against a real SQLite store."""
+
+import os
+
+from click.testing import CliRunner
+
+import mltrail
+from mltrail.cli import main
+
+
+def run_cli(*args, uri):
+    result = CliRunner().invoke(main, list(args), env={"MLTRAIL_TRACKING_URI": uri}, catch_exceptions=False)
+    return result
+
+
+def test_experiments_commands(sqlite_uri):
+    r = run_cli("experiments", "create", "-n", "cli-exp", uri=sqlite_uri)
+    assert r.exit_code == 0 and "Created experiment 'cli-exp'" in r.output
+    exp_id = r.output.strip().rsplit(" ", 1)[1]
+    mltrail.set_tracking_uri(sqlite_uri)
+    with mltrail.start_run(experiment_id=exp_id):
+        pass
+    listing = run_cli("experiments", "list", uri=sqlite_uri).output
+    line = next(x for x in listing.splitlines() if x.endswith("cli-exp"))
+    assert line.split()[:2] == [exp_id, "1"]
+    dup = CliRunner().invoke(main, ["experiments", "create", "-n", "cli-exp"], env={"MLTRAIL_TRACKING_URI": sqlite_uri})
+    assert dup.exit_code != 0 and "RESOURCE_ALREADY_EXISTS" in dup.output
+    assert run_cli("experiments", "delete", "-x", exp_id, uri=sqlite_uri).exit_code == 0
+    assert "cli-exp" not in run_cli("experiments", "list", uri=sqlite_uri).output
+    assert "cli-exp" in run_cli("experiments", "list", "--view", "all", uri=sqlite_uri).output
+
+
+def test_runs_commands_and_gc(sqlite_uri):
+    mltrail.set_tracking_uri(sqlite_uri)
+    with mltrail.start_run(run_name="keep") as keep:
+        mltrail.log_metric("acc", 0.9)
+    with mltrail.start_run(run_name="drop") as drop:
+        mltrail.log_text("bye", "f.txt")
+    out = run_cli("runs", "list", "--filter", "metrics.acc > 0.5", uri=sqlite_uri).output
+    assert keep.info.run_id in out and drop.info.run_id not in out
+    desc = run_cli("runs", "describe", "-r", keep.info.run_id, uri=sqlite_uri).output
+    assert '"run_name": "keep"' in desc and '"acc"' in desc
+    bad = CliRunner().invoke(main, ["runs", "list", "--filter", "metrics.acc >> 1"],
+                             env={"MLTRAIL_TRACKING_URI": sqlite_uri})
+    assert bad.exit_code != 0 and "INVALID_PARAMETER_VALUE" in bad.output
+    art_dir = drop.info.artifact_uri
+    assert os.path.exists(os.path.join(art_dir, "f.txt"))
+    not_deleted = CliRunner().invoke(main, ["gc", "--run-ids", keep.info.run_id], env={"MLTRAIL_TRACKING_URI": sqlite_uri})
+    assert not_deleted.exit_code != 0 and "not in the deleted state" in not_deleted.output
+    assert run_cli("runs", "delete", "-r", drop.info.run_id, uri=sqlite_uri).exit_code == 0
+    gc = run_cli("gc", uri=sqlite_uri)
+    assert gc.exit_code == 0 and f"Purged run {drop.info.run_id}" in gc.output
+    assert not os.path.exists(art_dir)
+    assert "keep" in run_cli("runs", "list", uri=sqlite_uri).output
+
+
+def test_db_upgrade(tmp_path):
+    r = CliRunner().invoke(main, ["db", "upgrade", f"sqlite:///{tmp_path}/fresh.db"])
+    assert r.exit_code == 0 and "from empty to 0001" in r.output
