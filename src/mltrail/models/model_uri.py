@@ -1,0 +1,184 @@
+"""Resolve a model URI to a local directory.
+
+Accepted: `models:/<model_id>[/path]` (a logged model), `models:/<name>/<version>`,
+`models:/<name>/latest` and `models:/<name>@<alias>` (registry), `runs:/<run_id>/<name>[/path]`
+(the run's logged model of that name, else the run's artifacts), a local path, `file://` and any
+artifact URI (`s3://`, `mlflow-artifacts:/`, `http(s)://`).
+
+A model in a local artifact store is used in place, not copied (loading is then instant): treat
+the returned directory as read-only. With `dst_path`, the model is always copied there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+
+_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+_MAX_DEPTH = 5
+
+
+def is_model_id(value: str) -> bool:
+    """Whether `value` looks like a logged model id (`m-` and 32 hex digits)."""
+    return bool(_MODEL_ID.match(value))
+
+
+def _client(tracking_uri: str | None) -> Any:
+    from mltrail.client import Client
+
+    return Client(tracking_uri)
+
+
+def _local_path_of(uri: str) -> str | None:
+    """The local directory a `file:` URI or plain path names; None for remote URIs."""
+    from mltrail.artifacts.local import local_path_of
+    from mltrail.store import scheme_of
+
+    if scheme_of(uri) in ("", "file"):
+        return os.path.abspath(local_path_of(uri))
+    return None
+
+
+def _place(local: str, dst_path: str | None, what: str) -> str:
+    """`local` itself, or a copy of it under `dst_path` when one was asked for."""
+    if not os.path.exists(local):
+        raise ResourceDoesNotExist(f"No model at {what}: {local!r} does not exist.")
+    if dst_path is None:
+        return local
+    os.makedirs(dst_path, exist_ok=True)
+    target = os.path.join(os.path.abspath(dst_path), os.path.basename(os.path.normpath(local)) or "model")
+    if os.path.isdir(local):
+        shutil.copytree(local, target, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(local, target)
+    return target
+
+
+def _under(location: str, subpath: str, dst_path: str | None, what: str, download: Any) -> str:
+    """The model files at `location`/`subpath`: in place when local, else via `download(subpath, dst)`."""
+    from mltrail._paths import resolve_under, safe_relpath
+
+    subpath = safe_relpath(subpath)
+    local_root = _local_path_of(location)
+    if local_root is not None:
+        return _place(resolve_under(local_root, subpath), dst_path, what)
+    return str(download(subpath, dst_path or tempfile.mkdtemp(prefix="mltrail-model-")))
+
+
+def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tracking_uri: str | None) -> str:
+    client = _client(tracking_uri)
+    model = client.get_logged_model(model_id)
+    return _under(model.artifact_location, subpath, dst_path, f"models:/{model_id}",
+                  lambda p, d: client.download_logged_model_artifacts(model_id, p, d))
+
+
+def _resolve_registry(uri: str, name: str, version: str | None, alias: str | None, subpath: str,
+                      dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
+    """`models:/<name>/<version|latest|stage>` and `models:/<name>@<alias>` through the model registry."""
+    client = _client(tracking_uri)
+    if not hasattr(client, "get_model_version"):
+        raise ResourceDoesNotExist(
+            f"Cannot resolve {uri!r}: registered model URIs (models:/<name>/<version>, models:/<name>@<alias>) "
+            "need the model registry, which this installation does not provide yet. Use models:/<model_id> or "
+            "runs:/<run_id>/<name>.")
+    if alias is not None:
+        mv = client.get_model_version_by_alias(name, alias)
+    elif version is not None and version.isdigit():
+        mv = client.get_model_version(name, version)
+    else:
+        stages = None if version is None or version.lower() == "latest" else [version]
+        versions = client.get_latest_versions(name, stages=stages)
+        if not versions:
+            raise ResourceDoesNotExist(f"No versions of registered model {name!r} match {uri!r}.")
+        mv = max(versions, key=lambda v: int(v.version))
+    model_id = getattr(mv, "model_id", None)
+    source = f"models:/{model_id}" if model_id else str(mv.source)
+    if subpath:
+        source = f"{source.rstrip('/')}/{subpath}"
+    return resolve_model_uri(source, dst_path, tracking_uri, _depth=depth + 1)
+
+
+def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
+    body = uri[len("models:"):].lstrip("/")
+    parts = [p for p in body.split("/") if p]
+    if not parts:
+        raise InvalidParameterValue(
+            f"Invalid model URI {uri!r}: expected models:/<model_id>, models:/<name>/<version> or "
+            "models:/<name>@<alias>.")
+    head = parts[0]
+    if "@" in head:
+        name, _, alias = head.partition("@")
+        if not name or not alias:
+            raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected models:/<name>@<alias>.")
+        return _resolve_registry(uri, name, None, alias, "/".join(parts[1:]), dst_path, tracking_uri, depth)
+    if is_model_id(head) or len(parts) == 1:
+        return _resolve_logged_model(head, "/".join(parts[1:]), dst_path, tracking_uri)
+    return _resolve_registry(uri, head, parts[1], None, "/".join(parts[2:]), dst_path, tracking_uri, depth)
+
+
+def _resolve_runs_uri(uri: str, dst_path: str | None, tracking_uri: str | None) -> str:
+    body = uri[len("runs:"):].lstrip("/")
+    run_id, _, path = body.partition("/")
+    if not run_id:
+        raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected runs:/<run_id>/<artifact path>.")
+    client = _client(tracking_uri)
+    run = client.get_run(run_id)
+    first, _, rest = path.strip("/").partition("/")
+    if first:
+        # MLflow 3 keeps a model under its logged model, not the run: find the run's output of that name
+        matches = []
+        for output in (run.outputs.model_outputs if run.outputs else []):
+            try:
+                model = client.get_logged_model(output.model_id)
+            except ResourceDoesNotExist:
+                continue
+            if model.name == first:
+                matches.append(model)
+        if matches:
+            ready = [m for m in matches if m.status == "READY"] or matches
+            model = max(ready, key=lambda m: m.creation_timestamp)
+            return _under(model.artifact_location, rest, dst_path, uri,
+                          lambda p, d: client.download_logged_model_artifacts(model.model_id, p, d))
+    return _under(run.info.artifact_uri, path, dst_path, uri,
+                  lambda p, d: client.download_artifacts(run_id, p, d))
+
+
+def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = None,
+                      tracking_uri: str | None = None, _depth: int = 0) -> str:
+    """The local directory (or file) holding the model that `model_uri` names.
+
+    Args:
+        model_uri: any URI listed in the module doc.
+        dst_path: copy (download) the model under this directory; by default a local model is used in
+            place and a remote one goes to a new temporary directory.
+        tracking_uri: the tracking server or database that knows the runs and models (default: current).
+
+    Returns:
+        A local path.
+    """
+    from mltrail.store import scheme_of
+
+    if _depth > _MAX_DEPTH:
+        raise InvalidParameterValue(f"Model URI {model_uri!r} refers to itself through too many registry hops.")
+    uri = os.fspath(model_uri)
+    if not isinstance(uri, str) or not uri:
+        raise InvalidParameterValue(f"Invalid model URI {model_uri!r}: expected a non-empty string.")
+    if uri.startswith("models:"):
+        return _resolve_models_uri(uri, dst_path, tracking_uri, _depth)
+    if uri.startswith("runs:"):
+        return _resolve_runs_uri(uri, dst_path, tracking_uri)
+    local = _local_path_of(uri)
+    if local is not None:
+        return _place(local, dst_path, repr(uri))
+    if scheme_of(uri) not in ("s3", "mlflow-artifacts", "http", "https", "gs", "wasbs", "hdfs"):
+        raise InvalidParameterValue(
+            f"Unsupported model URI {uri!r}: expected models:/..., runs:/..., a local path, file:// or an "
+            "artifact URI (s3://, mlflow-artifacts:/, http(s)://).")
+    from mltrail.artifacts import download_uri
+
+    return download_uri(uri, dst_path or tempfile.mkdtemp(prefix="mltrail-model-"), tracking_uri)
