@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, false, func, select, true
+from sqlalchemy import Connection, and_, case, exists, false, func, select, true
 
 from mltrail.entities import LifecycleStage, PagedList, ViewType
 from mltrail.errors import InvalidParameterValue
@@ -95,15 +95,43 @@ def _condition(c: Any) -> Any:
             sub = select(i.c.destination_id).join(d, d.c.dataset_uuid == i.c.source_id).where(_apply(col, c.op, c.value))
         return runs.c.run_uuid.in_(sub)
     table, value_col = _key_table(c.kind)
-    key_match = table.c.key == c.key
+    # correlated EXISTS on the (run_uuid, key) primary key: cheap per run, and lets the database
+    # drive the query from an index in the wanted order and stop at the page size
+    same_run = and_(table.c.run_uuid == runs.c.run_uuid, table.c.key == c.key)
     if c.op == "IS NULL":
-        return runs.c.run_uuid.not_in(select(table.c.run_uuid).where(key_match))
+        return ~exists().where(same_run)
     if c.op == "IS NOT NULL":
-        return runs.c.run_uuid.in_(select(table.c.run_uuid).where(key_match))
+        return exists().where(same_run)
     cond = _apply(value_col, c.op, c.value)
     if c.kind == "metric":
         cond = and_(cond, table.c.is_nan == false())
-    return runs.c.run_uuid.in_(select(table.c.run_uuid).where(and_(key_match, cond)))
+    return exists().where(and_(same_run, cond))
+
+
+def _order_columns(order: Sequence[Any]) -> list[Any]:
+    """ORDER BY terms for attribute keys and (through correlated subqueries) metric/param/tag keys;
+    runs lacking a key sort last whichever the direction; newest first, then run id, break ties."""
+    runs = t.runs
+    cols: list[Any] = []
+    for key in order:
+        if key.kind == "attribute":
+            col_name = _RUN_ATTRIBUTES.get(key.key)
+            if col_name is None:
+                raise InvalidParameterValue(
+                    f"Invalid order_by key 'attributes.{key.key}': expected one of {', '.join(sorted(_RUN_ATTRIBUTES))}.")
+            col: Any = getattr(runs.c, col_name)
+        else:
+            table, value_col = _key_table(key.kind)
+            cond = and_(table.c.run_uuid == runs.c.run_uuid, table.c.key == key.key)
+            if key.kind == "metric":
+                cond = and_(cond, table.c.is_nan == false())
+            col = select(value_col).where(cond).scalar_subquery()
+        cols.append(case((col.is_(None), 1), else_=0))
+        cols.append(col.asc() if key.ascending else col.desc())
+    if not any(k.kind == "attribute" and k.key == "start_time" for k in order):
+        cols.append(runs.c.start_time.desc())
+    cols.append(runs.c.run_uuid)
+    return cols
 
 
 class SearchMixin:
@@ -129,36 +157,39 @@ class SearchMixin:
         ids = [_exp_id(e) for e in experiment_ids]
         conds = [runs.c.experiment_id.in_(ids), lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
         conds += [_condition(c) for c in comparisons]
-        query = select(runs)
-        order_cols: list[Any] = []
-        for n, key in enumerate(order):
-            if key.kind == "attribute":
-                col_name = _RUN_ATTRIBUTES.get(key.key)
-                if col_name is None:
-                    raise InvalidParameterValue(
-                        f"Invalid order_by key 'attributes.{key.key}': expected one of "
-                        f"{', '.join(sorted(_RUN_ATTRIBUTES))}.")
-                col = getattr(runs.c, col_name)
-                missing = col.is_(None)
-            else:
-                table, _ = _key_table(key.kind)
-                alias = table.alias(f"order_{n}")
-                query = query.outerjoin(alias, and_(alias.c.run_uuid == runs.c.run_uuid, alias.c.key == key.key))
-                col = alias.c.value
-                missing = col.is_(None) if key.kind != "metric" else (col.is_(None) | (alias.c.is_nan == true()))
-            order_cols.append(case((missing, 1), else_=0))
-            order_cols.append(col.asc() if key.ascending else col.desc())
-        if not any(k.kind == "attribute" and k.key == "start_time" for k in order):
-            order_cols.append(runs.c.start_time.desc())
-        order_cols.append(runs.c.run_uuid)
-        query = query.where(and_(*conds)).order_by(*order_cols).limit(max_results + 1).offset(offset)
+        where = and_(*conds)
         with self._read() as conn:
-            rows = conn.execute(query).all()
+            if order and order[0].kind == "metric":
+                rows = self._metric_ordered_page(conn, where, order, offset, max_results + 1)
+            else:
+                rows = conn.execute(select(runs).where(where).order_by(*_order_columns(order))
+                                    .limit(max_results + 1).offset(offset)).all()
             token = None
             if len(rows) > max_results:
                 rows = rows[:max_results]
                 token = encode_token(offset + max_results)
             return PagedList(self._load_runs(conn, rows), token)
+
+    @staticmethod
+    def _metric_ordered_page(conn: Connection, where: Any, order: Sequence[Any], offset: int, limit: int) -> list:
+        """Order by a metric in two parts: runs having it, walked in value order through the
+        `(key, value)` index (so a page costs its size, not the experiment's), then runs lacking it."""
+        runs, first = t.runs, order[0]
+        lm = t.latest_metrics.alias("order_key")
+        has_key = and_(lm.c.run_uuid == runs.c.run_uuid, lm.c.key == first.key, lm.c.is_nan == false())
+        value = lm.c.value.asc() if first.ascending else lm.c.value.desc()
+        with_key = (select(runs).select_from(lm.join(runs, has_key)).where(where)
+                    .order_by(value, *_order_columns(order[1:])))
+        rows = list(conn.execute(with_key.limit(limit).offset(offset)).all())
+        if len(rows) >= limit:
+            return rows
+        if rows:
+            n_with_key = offset + len(rows)
+        else:
+            n_with_key = conn.execute(select(func.count()).select_from(with_key.order_by(None).subquery())).scalar_one()
+        lacking = (select(runs).where(and_(where, ~exists().where(has_key))).order_by(*_order_columns(order[1:]))
+                   .limit(limit - len(rows)).offset(max(0, offset - n_with_key)))
+        return rows + list(conn.execute(lacking).all())
 
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,

@@ -416,24 +416,31 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, AbstractTrackingStore):
         ids = [r.run_uuid for r in rows]
         by_id: dict[str, Run] = {r.run_uuid: Run(info=self._info(r), data=RunData(), inputs=RunInputs(),
                                                  outputs=RunOutputs()) for r in rows}
+        data = {run_id: run.data for run_id, run in by_id.items()}
+        nan = math.nan
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start:chunk_start + 500]
-            for p in conn.execute(select(t.params.c.run_uuid, t.params.c.key, t.params.c.value)
-                                  .where(t.params.c.run_uuid.in_(chunk))):
-                by_id[p.run_uuid].data.params[p.key] = p.value
-            for tg in conn.execute(select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value)
-                                   .where(t.tags.c.run_uuid.in_(chunk))):
-                by_id[tg.run_uuid].data.tags[tg.key] = tg.value
-            lm = t.latest_metrics
-            for mr in conn.execute(select(lm).where(lm.c.run_uuid.in_(chunk))):
-                metric = self._metric(mr)
-                data = by_id[mr.run_uuid].data
-                data.metrics[metric.key] = metric.value
-                data._metric_objs.append(metric)
+            # plain SQL: these three reads move most of the rows a search returns
+            for run_id, key, value in self._driver_rows(conn, "params", ("run_uuid", "key", "value"), chunk):
+                data[run_id].params[key] = value
+            for run_id, key, value in self._driver_rows(conn, "tags", ("run_uuid", "key", "value"), chunk):
+                data[run_id].tags[key] = value
+            for run_id, key, step, ts, value, is_nan in self._driver_rows(
+                    conn, "latest_metrics", ("run_uuid", "key", "step", "timestamp", "value", "is_nan"), chunk):
+                d = data[run_id]
+                value = nan if is_nan else value
+                d.metrics[key] = value
+                d._metric_objs.append(Metric(key, value, ts, step))
             for o in conn.execute(select(t.run_outputs).where(t.run_outputs.c.run_uuid.in_(chunk))):
                 by_id[o.run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id=o.model_id, step=o.step))
             self._load_inputs(conn, chunk, by_id)
         return [by_id[i] for i in ids]
+
+    def _driver_rows(self, conn: Connection, table: str, columns: tuple[str, ...], run_ids: list[str]) -> Any:
+        placeholder = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        cols = ", ".join(f'"{c}"' for c in columns)
+        sql = f'SELECT {cols} FROM {table} WHERE run_uuid IN ({", ".join([placeholder] * len(run_ids))})'
+        return conn.exec_driver_sql(sql, tuple(run_ids))
 
     def _load_inputs(self, conn: Connection, run_ids: list[str], by_id: dict[str, Run]) -> None:
         from mltrail.entities import Dataset, InputTag
