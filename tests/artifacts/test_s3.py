@@ -193,3 +193,35 @@ def test_download_is_atomic_per_file(repo, tmp_path):
     with pytest.raises(ResourceDoesNotExist):
         repo.download_artifacts("b.txt", str(dst))
     assert sorted(os.listdir(dst)) == ["a.txt"]  # no temp file left behind
+
+
+def test_runs_log_to_an_experiment_with_an_s3_artifact_location(bucket, tracking, tmp_path):
+    import mltrail
+
+    exp_id = mltrail.create_experiment("s3-exp", artifact_location=f"s3://{bucket}/mlruns")
+    with mltrail.start_run(experiment_id=exp_id) as run:
+        mltrail.log_artifact(make_tree(tmp_path))
+        mltrail.log_text("hi", "notes/readme.txt")
+        assert mltrail.get_artifact_uri().startswith(f"s3://{bucket}/mlruns/")
+    client = mltrail.MlflowClient()
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["model", "notes"]
+    local = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "dl"))
+    assert read_tree(local) == read_tree(str(tmp_path / "model"))
+    note = mltrail.artifacts.download_artifacts(artifact_uri=f"runs:/{run.info.run_id}/notes/readme.txt",
+                                                dst_path=str(tmp_path / "dl2"))
+    assert open(note).read() == "hi"
+    direct = mltrail.artifacts.download_artifacts(artifact_uri=f"{mltrail.get_run(run.info.run_id).info.artifact_uri}"
+                                                  "/model/data", dst_path=str(tmp_path / "dl3"))
+    assert read_tree(direct) == read_tree(str(tmp_path / "model" / "data"))
+
+
+def test_s3_dataset_source_loads_through_the_repository(bucket, tmp_path):
+    import numpy as np
+
+    import mltrail.data
+
+    S3ArtifactRepository(f"s3://{bucket}/datasets").write_bytes("train.csv", b"a,b\n1,2\n")
+    ds = mltrail.data.from_numpy(np.zeros(2), source=f"s3://{bucket}/datasets/train.csv")
+    assert ds.to_dict()["source_type"] == "s3"
+    local = ds.source.load(dst_path=str(tmp_path / "dl"))
+    assert open(local).read() == "a,b\n1,2\n"
