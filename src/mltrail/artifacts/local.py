@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import urllib.parse
 
 from mltrail._paths import resolve_under, safe_relpath
 from mltrail.artifacts.base import ArtifactRepository
 from mltrail.entities import FileInfo
-from mltrail.errors import ResourceDoesNotExist
+from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 
 
 def local_path_of(uri: str) -> str:
@@ -28,6 +30,8 @@ class LocalArtifactRepository(ArtifactRepository):
 
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         """Copy a file (or a whole directory, keeping its name) under `artifact_path`."""
+        if not os.path.exists(local_file):
+            raise ResourceDoesNotExist(f"Cannot log artifact {local_file!r}: no such file or directory.")
         dest_dir = self._path(artifact_path)
         os.makedirs(dest_dir, exist_ok=True)
         name = os.path.basename(os.path.normpath(local_file))
@@ -43,12 +47,22 @@ class LocalArtifactRepository(ArtifactRepository):
         shutil.copytree(local_dir, dest, dirs_exist_ok=True)
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file atomically (a temp file beside it, then a rename)."""
+        if not safe_relpath(path):
+            raise InvalidParameterValue("Cannot write artifact bytes to the artifact root: expected a file path.")
         dest = self._path(path)
+        if os.path.isdir(dest):
+            raise InvalidParameterValue(f"Cannot write artifact {path!r}: a directory of that name exists.")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = f"{dest}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     def read_bytes(self, path: str) -> bytes:
         src = self._path(path)
@@ -63,9 +77,13 @@ class LocalArtifactRepository(ArtifactRepository):
         if not os.path.isdir(base):
             return []
         out = []
+        root_real = os.path.realpath(self.root)
         with os.scandir(base) as it:
             for entry in it:
                 child = f"{rel}/{entry.name}" if rel else entry.name
+                real = os.path.realpath(entry.path)
+                if real != root_real and not real.startswith(root_real + os.sep):
+                    continue  # a symlink leading out of the root is not an artifact
                 if entry.is_dir():
                     out.append(FileInfo(child, True, None))
                 else:
