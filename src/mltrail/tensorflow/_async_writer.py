@@ -1,0 +1,194 @@
+"""Autolog's logging path: a buffered writer on a daemon thread, and failures turned into warnings.
+
+The training thread only appends to in-memory queues (a few hundred nanoseconds); a daemon thread
+stores metrics with `Client.log_batch` in batches of up to 1000 and runs the other log calls
+(params, artifacts, datasets) in the order they were queued. A failure there never reaches the
+training loop: it is recorded by kind ("metrics", "params", ...) and reported as one warning per
+kind, on the training thread, at the next epoch end or at train end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_logger = logging.getLogger("mltrail.tensorflow")
+
+# Most metrics per `log_batch` (the store's limit) and most params per batch.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+# Longest param value the stores accept; longer values (a big class_weight) are cut.
+MAX_PARAM_LENGTH = 6000
+# How often the writer stores what is buffered, when nothing else wakes it (seconds).
+FLUSH_INTERVAL_S = 1.0
+# After this many failed metric batches in a row the store is taken as gone: later points are dropped.
+MAX_CONSECUTIVE_METRIC_FAILURES = 3
+
+
+class AutologWarning(UserWarning):
+    """A logging failure during autologging or in `MlflowCallback`; training went on regardless."""
+
+
+class FailureReport:
+    """Failures by kind, from any thread; `emit` warns once per kind, on the caller's thread."""
+
+    def __init__(self, silent: bool = False) -> None:
+        self.silent = silent
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._pending: list[tuple[str, BaseException]] = []
+
+    def record(self, kind: str, exc: BaseException) -> None:
+        with self._lock:
+            if kind in self._seen:
+                return
+            self._seen.add(kind)
+            self._pending.append((kind, exc))
+
+    @property
+    def kinds(self) -> set[str]:
+        with self._lock:
+            return set(self._seen)
+
+    def emit(self) -> None:
+        """Warn about each failure recorded since the last call (once per kind, ever)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for kind, exc in pending:
+            message = (f"mltrail could not log {kind} to the tracking store ({type(exc).__name__}: {exc}); "
+                       f"training goes on, but the run may lack some {kind}.")
+            if self.silent:
+                _logger.debug(message)
+                continue
+            try:
+                warnings.warn(message, AutologWarning, stacklevel=2)
+            except Exception:  # noqa: BLE001 - warnings turned into errors must not stop training
+                _logger.warning(message)
+
+
+class AsyncWriter:
+    """Stores one run's metrics and log calls from a daemon thread.
+
+    Args:
+        client: the `Client` to write with (explicit run id: no fluent state on this thread).
+        run_id: the run everything goes to.
+        failures: where failures are recorded.
+    """
+
+    def __init__(self, client: Any, run_id: str, failures: FailureReport) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.failures = failures
+        # (key, value, timestamp_ms, step); values converted with float() on the writer thread
+        self._metrics: deque[tuple[str, Any, int, int]] = deque()
+        self._tasks: deque[tuple[str, Callable[[], Any]]] = deque()
+        self._wake = threading.Event()
+        self._closed = False
+        self._metric_failures = 0
+        self._known_params: dict[str, str] | None = None
+        self._thread = threading.Thread(target=self._run, name="mltrail-autolog-writer", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ training thread
+    def add_metrics(self, items: Iterable[tuple[str, Any, int, int]]) -> None:
+        """Queue (key, value, timestamp_ms, step) points; never blocks."""
+        self._metrics.extend(items)
+        if len(self._metrics) >= MAX_METRICS_PER_BATCH:
+            self._wake.set()
+
+    def add_metric_dict(self, metrics: dict[str, Any], step: int) -> None:
+        ts = int(time.time() * 1000)
+        self.add_metrics((k, v, ts, step) for k, v in metrics.items())
+
+    def submit(self, kind: str, fn: Callable[[], Any]) -> None:
+        """Run `fn()` on the writer thread, after what is queued before it; failures count as `kind`."""
+        self._tasks.append((kind, fn))
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Wait until everything queued so far is stored (or failed); False if `timeout` passed first."""
+        if not self._thread.is_alive():
+            self._drain()  # the thread is gone (closed): finish on this thread
+            return True
+        done = threading.Event()
+        self.submit("flush", done.set)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Store what is queued, then stop the thread."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            self._drain()
+            if self._closed and not self._metrics and not self._tasks:
+                return
+
+    def _drain(self) -> None:
+        while self._metrics or self._tasks:
+            self._write_metrics()
+            while self._tasks:
+                kind, fn = self._tasks.popleft()
+                try:
+                    fn()
+                except Exception as e:  # noqa: BLE001 - reported as a warning, never raised into training
+                    self.failures.record(kind, e)
+
+    def _write_metrics(self) -> None:
+        from mltrail.entities import Metric
+
+        while self._metrics:
+            batch: list[Metric] = []
+            while self._metrics and len(batch) < MAX_METRICS_PER_BATCH:
+                key, value, ts, step = self._metrics.popleft()
+                try:
+                    batch.append(Metric(key, float(value), ts, int(step)))
+                except (TypeError, ValueError):
+                    continue  # a non-numeric log entry (a string, a nested structure): not a metric
+            if not batch or self._metric_failures >= MAX_CONSECUTIVE_METRIC_FAILURES:
+                continue
+            try:
+                self.client.log_batch(self.run_id, metrics=batch)
+                self._metric_failures = 0
+            except Exception as e:  # noqa: BLE001
+                self._metric_failures += 1
+                self.failures.record("metrics", e)
+
+    # ------------------------------------------------------------------ helpers for tasks
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Queue params; keys the run already has keep their value (a second `fit` in one run)."""
+        from mltrail._validation import param_value_to_str
+
+        texts = {k: param_value_to_str(v) for k, v in params.items()}
+
+        def write() -> None:
+            from mltrail.entities import Param
+
+            if self._known_params is None:
+                self._known_params = dict(self.client.get_run(self.run_id).data.params)
+            known = self._known_params
+            items = []
+            for k, text in texts.items():
+                if k in known:
+                    continue
+                if len(text) > MAX_PARAM_LENGTH:
+                    text = text[:MAX_PARAM_LENGTH - 3] + "..."
+                items.append(Param(k, text))
+                known[k] = text
+            for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
+
+        self.submit("params", write)
