@@ -83,8 +83,9 @@ def _arrange(data: Any, structure: Any, what: str) -> Any:
             elif len(data) == len(structure):
                 values = list(data.values())
             else:
+                missing = [n for n in names if n not in data]
                 raise InvalidParameterValue(
-                    f"The {what} takes inputs {names}; received {list(data)}.")
+                    f"Missing input(s) {missing}: the {what} takes inputs {names}, received {list(data)}.")
         elif isinstance(data, list | tuple) and len(data) == len(structure):
             values = list(data)
         elif len(structure) == 1:
