@@ -8,6 +8,8 @@ first use. Importing this module does not import TensorFlow.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from mltrail.tensorflow.flavor import (
@@ -25,15 +27,35 @@ __all__ = [
     "load_model", "log_model", "save_model",
 ]
 
-# name -> submodule that defines it (written by the autologging work; imported only when used)
-_LAZY = {"autolog": "autolog", "MlflowCallback": "callback", "MltrailCallback": "callback"}
+# name -> submodule that defines it (the autologging work; imported only when used)
+_LAZY = {"MlflowCallback": "callback", "MltrailCallback": "callback"}
+
+
+def autolog(*args: Any, **kwargs: Any) -> Any:
+    """Log every Keras `fit` automatically; the arguments are those of `mltrail.tensorflow.autolog.autolog`."""
+    return importlib.import_module("mltrail.tensorflow.autolog").autolog(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'mltrail.tensorflow' has no attribute {name!r}")
-    module = importlib.import_module(f"mltrail.tensorflow.{module_name}")
-    value = getattr(module, name)
+    value = getattr(importlib.import_module(f"mltrail.tensorflow.{module_name}"), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """Keeps `mltrail.tensorflow.autolog` the function when the submodule of that name is imported.
+
+    Importing `mltrail.tensorflow.autolog` makes Python set the package attribute `autolog` to the
+    submodule, which would break `mltrail.tensorflow.autolog()` (MLflow's API) for the whole process.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "autolog" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
