@@ -197,9 +197,9 @@ def fit_params(fit_args: dict[str, Any]) -> dict[str, Any]:
     # the step counts Keras will use, when the arguments leave them to it
     bs = params.get("batch_size")
     if params.get("steps_per_epoch") is None:
-        n_train = params.get("train_samples")
-        if n_train and bs:
-            params["steps_per_epoch"] = math.ceil(n_train / bs)
+        train_samples = params.get("train_samples")
+        if train_samples and bs:
+            params["steps_per_epoch"] = math.ceil(train_samples / bs)
         elif params.get("train_batches") is not None:
             params["steps_per_epoch"] = params["train_batches"]
     if params.get("validation_steps") is None and (val is not None or split):
