@@ -322,3 +322,28 @@ def test_failed_save_marks_the_logged_model_failed(tracking):
             mtf.log_model("not a model", name="broken")
     (logged,) = Client().search_logged_models([run.info.experiment_id])
     assert logged.status == "FAILED" and logged.name == "broken"
+
+
+def test_models_in_mlflows_own_layout_load(fm, models, saved, tmp_path):
+    import shutil
+
+    import mltrail.tensorflow as mtf
+
+    path = tmp_path / "mlflow-model"
+    shutil.copytree(saved[("keras", "sequential")], path)
+    raw = yaml.safe_load((path / "MLmodel").read_text())
+    raw.pop("mltrail_version")
+    raw["mlflow_version"] = "2.19.0"
+    raw["flavors"] = {
+        "python_function": {"loader_module": "mlflow.tensorflow", "data": "data", "env": {"conda": "conda.yaml"},
+                            "python_version": raw["flavors"]["python_function"]["python_version"]},
+        "tensorflow": {"code": None, "data": "data", "keras_version": "3.6.0", "model_type": "keras",
+                       "save_format": "keras"},
+    }
+    (path / "MLmodel").write_text(yaml.safe_dump(raw))
+    x = fm.INPUTS["sequential"]()
+    expected = _expected(models, "sequential", x)
+    np.testing.assert_allclose(mtf.load_model(str(path))(x).numpy(), expected, atol=1e-6)
+    py = pyfunc.load_model(str(path))
+    assert py.loader_module == "mlflow.tensorflow" and py.metadata.mltrail_version is None
+    np.testing.assert_allclose(py.predict(x), expected, atol=1e-6)
