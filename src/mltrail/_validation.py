@@ -22,8 +22,13 @@ _VALID_KEY = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 
 
+_known_good_keys: set[str] = set()  # keys repeat endlessly in logging: check each once
+
+
 def validate_key(kind: str, key: Any) -> str:
     """Check a metric, param or tag key: a non-empty string of MLflow's charset, no path escapes."""
+    if key in _known_good_keys:
+        return key
     if not isinstance(key, str) or not key:
         raise InvalidParameterValue(f"Invalid {kind} name: {key!r}. Expected a non-empty string.")
     if len(key) > MAX_ENTITY_KEY_LENGTH:
@@ -41,11 +46,16 @@ def validate_key(kind: str, key: Any) -> str:
             f"Invalid {kind} name: '{key}'. Names may be treated as files in certain cases, and must not "
             "resolve to other names when treated as such: no leading '/', no '..' components."
         )
+    if len(_known_good_keys) < 100_000:
+        _known_good_keys.add(key)
     return key
 
 
 def validate_metric(key: str, value: Any, timestamp: Any, step: Any) -> tuple[str, float, int, int]:
     validate_key("metric", key)
+    # the common case first: exact Python types need none of the conversions below
+    if type(value) is float and type(timestamp) is int and type(step) is int:
+        return key, value, timestamp, step
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         try:  # numpy scalars and 0-d arrays are numbers in all but name
             value = float(value)
