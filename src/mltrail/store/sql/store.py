@@ -40,6 +40,7 @@ from mltrail.store.sql import engine as eng
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.batch_writer import BatchWriter
 from mltrail.store.sql.logged_models import LoggedModelsMixin
+from mltrail.store.sql.registry import RegistryMixin
 from mltrail.store.sql.search import SearchMixin
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -64,7 +65,7 @@ def _exp_id(experiment_id: Any) -> int:
         ) from None
 
 
-class SqlTrackingStore(SearchMixin, LoggedModelsMixin, AbstractTrackingStore):
+class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTrackingStore):
     """Tracking store over one SQL database; artifacts default under `default_artifact_root`."""
 
     def __init__(self, db_uri: str, default_artifact_root: str) -> None:
