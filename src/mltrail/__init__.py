@@ -9,6 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mltrail._registry_fluent import (
+    get_registry_uri,
+    register_model,
+    search_model_versions,
+    search_registered_models,
+    set_model_version_tag,
+    set_registry_uri,
+)
 from mltrail.client import Client, MlflowClient
 from mltrail.errors import MlflowException, MltrailException
 from mltrail.fluent import (
@@ -87,4 +95,7 @@ __all__ = [
     "log_dict", "log_figure", "log_image", "log_input", "log_inputs", "log_metric", "log_metrics", "log_param",
     "log_params", "log_text", "search_experiments", "search_logged_models", "search_runs", "set_experiment",
     "set_experiment_tag", "set_experiment_tags", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+    # model registry
+    "get_registry_uri", "register_model", "search_model_versions", "search_registered_models",
+    "set_model_version_tag", "set_registry_uri",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from mltrail import _validation as v
 from mltrail._paths import join_relpath, safe_relpath
+from mltrail._registry_client import RegistryClientMixin
 from mltrail.entities import (
     DatasetInput,
     Experiment,
@@ -37,7 +38,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Client:
+class Client(RegistryClientMixin):
     """A client of one tracking store (by default the one `get_tracking_uri()` names)."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:

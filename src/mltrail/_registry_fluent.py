@@ -1,0 +1,155 @@
+"""Module-level model registry API (`mltrail.register_model`, `mltrail.search_registered_models`, ...).
+
+`register_model` works out a version's source as MLflow 3 does: a `runs:/` URI whose path holds an
+MLmodel file registers those run artifacts, otherwise the run's logged model of that name; a
+`models:/<model_id>` URI registers the logged model (and records the new version in its
+`mlflow.modelVersions` tag).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mltrail.client import Client
+from mltrail.entities import ModelVersion, RegisteredModel
+from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+
+_logger = logging.getLogger("mltrail.registry")
+_registry_uri: str | None = None
+_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+
+
+def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Use `uri` for the module-level registry functions (default: the tracking URI)."""
+    global _registry_uri
+    _registry_uri = os.fspath(uri) if uri is not None else None
+
+
+def get_registry_uri() -> str:
+    """The registry URI: set_registry_uri's, else MLTRAIL_REGISTRY_URI / MLFLOW_REGISTRY_URI, else the tracking URI."""
+    from mltrail.tracking_uri import get_tracking_uri
+
+    return _registry_uri or os.environ.get("MLTRAIL_REGISTRY_URI") or os.environ.get("MLFLOW_REGISTRY_URI") \
+        or get_tracking_uri()
+
+
+def _client() -> Client:
+    from mltrail.tracking_uri import get_tracking_uri
+
+    return Client(get_tracking_uri(), registry_uri=get_registry_uri())
+
+
+def _source_of(client: Client, model_uri: str) -> tuple[str, str | None, str | None]:
+    """(source, run_id, model_id) to register for `model_uri`."""
+    from mltrail.models.model_uri import is_model_id
+
+    if model_uri.startswith("runs:"):
+        body = model_uri[len("runs:"):].lstrip("/")
+        run_id, _, path = body.partition("/")
+        path = path.strip("/")
+        if not run_id or not path:
+            raise InvalidParameterValue(f"Invalid model URI {model_uri!r}: expected runs:/<run_id>/<artifact path>.")
+        files = {os.path.basename(f.path.rstrip("/")) for f in client.list_artifacts(run_id, path)}
+        if "MLmodel" in files:
+            return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}", run_id, None
+        run = client.get_run(run_id)
+        steps = {o.model_id: o.step for o in run.outputs.model_outputs}
+        named = []
+        for model_id in steps:
+            try:
+                model = client.get_logged_model(model_id)
+            except ResourceDoesNotExist:
+                continue
+            if model.name == path:
+                named.append(model)
+        if not named:
+            raise ResourceDoesNotExist(
+                f"Cannot register {model_uri!r}: run {run_id} has no MLmodel at {path!r} and no logged model "
+                f"named {path!r}.")
+        best = max(named, key=lambda m: (steps[m.model_id], m.creation_timestamp))
+        return f"models:/{best.model_id}", run_id, best.model_id
+    if model_uri.startswith("models:"):
+        body = model_uri[len("models:"):].lstrip("/")
+        if is_model_id(body.rstrip("/")):
+            return f"models:/{body.rstrip('/')}", None, body.rstrip("/")
+        # an existing registered version: register the same files again
+        src = client._version_from_uri(f"models:/{body}")
+        return (f"models:/{src.model_id}" if src.model_id else str(src.source)), src.run_id, src.model_id
+    return model_uri, None, None
+
+
+def register_model(model_uri: str, name: str, await_registration_for: int = 300, *,
+                   tags: dict[str, Any] | None = None, **_ignored: Any) -> ModelVersion:
+    """Register the model at `model_uri` as a new version of `name` (created if it does not exist).
+
+    Args:
+        model_uri: `runs:/<run_id>/<path>`, `models:/<model_id>`, `models:/<name>/<version>`,
+            `models:/<name>@<alias>`, or a location inside a logged model's artifacts.
+        await_registration_for: accepted for MLflow compatibility; versions are READY at once.
+
+    Returns:
+        The new ModelVersion (`int(mv.version)` is its number).
+    """
+    client = _client()
+    try:
+        client.create_registered_model(name)
+        _logger.info("Registered model %r.", name)
+    except ResourceAlreadyExists:
+        _logger.info("Registered model %r already exists; creating a new version.", name)
+    source, run_id, model_id = _source_of(client, str(model_uri))
+    mv = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+    if mv.model_id:
+        _record_version_on_logged_model(client, mv)
+    return mv
+
+
+def _record_version_on_logged_model(client: Client, mv: ModelVersion) -> None:
+    """Append {name, version} to the logged model's `mlflow.modelVersions` tag, as MLflow does."""
+    try:
+        model = client.get_logged_model(str(mv.model_id))
+        try:
+            entries = json.loads(model.tags.get(_MODEL_VERSIONS_TAG) or "[]")
+        except ValueError:
+            entries = []
+        entries = [*(entries if isinstance(entries, list) else []), {"name": mv.name, "version": mv.version}]
+        client.set_logged_model_tags(str(mv.model_id), {_MODEL_VERSIONS_TAG: json.dumps(entries)})
+    except ResourceDoesNotExist:
+        _logger.warning("Logged model %s is gone; version %s of %r is not recorded on it.", mv.model_id,
+                        mv.version, mv.name)
+
+
+def _all_pages(fetch: Any, max_results: int | None, page_size: int) -> list[Any]:
+    out: list[Any] = []
+    token = None
+    while True:
+        want = page_size if max_results is None else min(page_size, max_results - len(out))
+        page = fetch(want, token)
+        out.extend(page)
+        token = page.token
+        if not token or (max_results is not None and len(out) >= max_results):
+            return out
+
+
+def search_registered_models(max_results: int | None = None, filter_string: str | None = None,
+                             order_by: Sequence[str] | None = None) -> list[RegisteredModel]:
+    """Every registered model matching `filter_string` (at most `max_results`), all pages fetched."""
+    client = _client()
+    return _all_pages(lambda n, tok: client.search_registered_models(filter_string, n, order_by, tok),
+                      max_results, 1000)
+
+
+def search_model_versions(max_results: int | None = None, filter_string: str | None = None,
+                          order_by: Sequence[str] | None = None) -> list[ModelVersion]:
+    """Every model version matching `filter_string` (at most `max_results`), all pages fetched."""
+    client = _client()
+    return _all_pages(lambda n, tok: client.search_model_versions(filter_string, n, order_by, tok),
+                      max_results, 10_000)
+
+
+def set_model_version_tag(name: str, version: str | int | None = None, key: str | None = None,
+                          value: Any = None) -> None:
+    _client().set_model_version_tag(name, version, key, value)
