@@ -337,7 +337,8 @@ def _flavor_conf(path: str, meta: Model | None = None) -> dict[str, Any]:
 
 def _load_local(path: str, conf: dict[str, Any], custom_objects: dict[str, Any] | None = None,
                 keras_model_kwargs: dict[str, Any] | None = None,
-                saved_model_kwargs: dict[str, Any] | None = None) -> Any:
+                saved_model_kwargs: dict[str, Any] | None = None, for_inference: bool = False) -> Any:
+    """Load the saved model; `for_inference` skips restoring the optimizer and loss (faster, never needed)."""
     file, fmt = _model_file(path, conf)
     if fmt == "tf":
         import tensorflow as tf
@@ -346,15 +347,29 @@ def _load_local(path: str, conf: dict[str, Any], custom_objects: dict[str, Any] 
     import keras
 
     objects, missing = _resolve_custom_objects(conf.get("custom_objects"), custom_objects)
+    kwargs = {"compile": False} if for_inference else {}
+    kwargs.update(keras_model_kwargs or {})
     try:
-        return keras.saving.load_model(file, custom_objects=objects or None, **(keras_model_kwargs or {}))
+        return keras.saving.load_model(file, custom_objects=objects or None, **kwargs)
     except (TypeError, ValueError) as e:
         if missing:
             raise InvalidParameterValue(
                 f"Cannot load the Keras model at {path!r}: it uses custom objects {missing} that are not available "
                 "in this process. Import the module(s) that define them first, or pass "
                 f"custom_objects={{name: object}}. Keras said: {e}") from e
-        raise
+        if fmt != "h5" or "compile" in kwargs:
+            raise
+        # Keras 3 cannot always rebuild an HDF5 file's training config (a loss saved by name, say):
+        # the model itself is intact, so return it uncompiled rather than not at all.
+        import warnings
+
+        from mltrail.errors import MltrailWarning
+
+        model = keras.saving.load_model(file, custom_objects=objects or None, compile=False, **kwargs)
+        warnings.warn(f"Loaded the HDF5 model at {path!r} without its training configuration (Keras could not "
+                      f"restore it: {e}); call model.compile(...) before training it further.", MltrailWarning,
+                      stacklevel=3)
+        return model
 
 
 def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None,
@@ -379,4 +394,4 @@ def _load_pyfunc(path: str, meta: Model | None = None) -> Any:
 
     meta = meta if meta is not None else Model.load(path)
     conf = _flavor_conf(path, meta)
-    return wrap(_load_local(path, conf), conf, meta.get_input_schema())
+    return wrap(_load_local(path, conf, for_inference=True), conf, meta.get_input_schema())
