@@ -105,7 +105,7 @@ def _arrange(data: Any, structure: Any, what: str) -> Any:
     return _cast_to(data, structure.dtype.as_numpy_dtype)
 
 
-def _keras_input_structure(model: Any, conf: dict[str, Any], schema: Any) -> Any:
+def _keras_input_structure(model: Any, schema: Any) -> Any:
     """TensorSpecs shaped like the model's inputs (single, list or dict); None when unknown."""
     import tensorflow as tf
 
@@ -151,7 +151,7 @@ class KerasModelWrapper:
                     import tensorflow as tf
 
                     model = self._model
-                    structure = _keras_input_structure(model, self._conf, self._schema)
+                    structure = _keras_input_structure(model, self._schema)
 
                     def call(x: Any) -> Any:
                         return model(x, training=False)
