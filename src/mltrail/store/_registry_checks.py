@@ -129,6 +129,8 @@ def split_location(uri: str, trusted: bool) -> tuple[str, str, tuple[str, ...]]:
     """
     from mltrail.store import scheme_of
 
+    if not trusted and ("?" in uri or "#" in uri):
+        raise _refuse(uri, "it has a query or fragment ('?' or '#')")
     scheme = scheme_of(uri)
     if scheme == "":
         scheme, authority, path = "file", "", uri
@@ -138,8 +140,6 @@ def split_location(uri: str, trusted: bool) -> tuple[str, str, tuple[str, ...]]:
             path = posixpath.abspath(path)
     else:
         parts = urllib.parse.urlsplit(uri)
-        if not trusted and (parts.query or parts.fragment or "?" in uri or "#" in uri):
-            raise _refuse(uri, "it has a query or fragment")
         authority = parts.netloc.lower()
         path = parts.path
         if scheme == "file":
