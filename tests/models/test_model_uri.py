@@ -71,7 +71,7 @@ def test_runs_uri_finds_the_runs_logged_model_by_name(tracking):
     assert Model.load(resolve_model_uri(f"runs:/{rid}/legacy_model")).run_id == "legacy"
 
 
-def test_registry_uris_have_a_clear_error_until_the_registry_exists(tracking):
+def test_unknown_registered_models_do_not_exist(tracking):
     for uri in ("models:/my-model/1", "models:/my-model@champion", "models:/my-model/latest"):
         with pytest.raises(ResourceDoesNotExist) as e:
             resolve_model_uri(uri)

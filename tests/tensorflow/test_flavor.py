@@ -367,3 +367,22 @@ def test_compiled_h5_models_load(fm, tmp_path):
     assert all("model.compile" in str(w.message) for w in ours)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
     np.testing.assert_allclose(pyfunc.load_model(str(tmp_path / "m")).predict(x), model(x).numpy(), atol=1e-6)
+
+
+def test_registered_model_uris(fm, models, tracking):
+    import mltrail.tensorflow as mtf
+
+    with mltrail.start_run():
+        first = mtf.log_model(models["sequential"], name="model", registered_model_name="clf")
+        second = mtf.log_model(models["two_inputs"], name="model", registered_model_name="clf")
+    assert (first.registered_model_version, second.registered_model_version) == (1, 2)
+    Client().set_registered_model_alias("clf", "champion", 1)
+    x = fm.INPUTS["sequential"]()
+    expected = _expected(models, "sequential", x)
+    for uri in ("models:/clf/1", "models:/clf@champion"):
+        np.testing.assert_allclose(pyfunc.load_model(uri).predict(x), expected, atol=1e-6)
+        assert Model.load(uri).model_id == first.model_id
+    assert pyfunc.load_model("models:/clf/latest").model_id == second.model_id
+    x2 = fm.INPUTS["two_inputs"]()
+    np.testing.assert_allclose(mtf.load_model("models:/clf/2")([x2["a"], x2["b"]]).numpy(),
+                               _expected(models, "two_inputs", x2), atol=1e-6)

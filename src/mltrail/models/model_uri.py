@@ -81,11 +81,6 @@ def _resolve_registry(uri: str, name: str, version: str | None, alias: str | Non
                       dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
     """`models:/<name>/<version|latest|stage>` and `models:/<name>@<alias>` through the model registry."""
     client = _client(tracking_uri)
-    if not hasattr(client, "get_model_version"):
-        raise ResourceDoesNotExist(
-            f"Cannot resolve {uri!r}: registered model URIs (models:/<name>/<version>, models:/<name>@<alias>) "
-            "need the model registry, which this installation does not provide yet. Use models:/<model_id> or "
-            "runs:/<run_id>/<name>.")
     if alias is not None:
         mv = client.get_model_version_by_alias(name, alias)
     elif version is not None and version.isdigit():
