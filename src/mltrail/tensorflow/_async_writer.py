@@ -91,6 +91,7 @@ class AsyncWriter:
         self._closed = False
         self._metric_failures = 0
         self._known_params: dict[str, str] | None = None
+        self._bad_keys: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="mltrail-autolog-writer", daemon=True)
         self._thread.start()
 
@@ -154,18 +155,40 @@ class AsyncWriter:
             batch: list[Metric] = []
             while self._metrics and len(batch) < MAX_METRICS_PER_BATCH:
                 key, value, ts, step = self._metrics.popleft()
+                if key in self._bad_keys:
+                    continue
                 try:
                     batch.append(Metric(key, float(value), ts, int(step)))
                 except (TypeError, ValueError):
                     continue  # a non-numeric log entry (a string, a nested structure): not a metric
             if not batch or self._metric_failures >= MAX_CONSECUTIVE_METRIC_FAILURES:
                 continue
-            try:
-                self.client.log_batch(self.run_id, metrics=batch)
-                self._metric_failures = 0
-            except Exception as e:  # noqa: BLE001
-                self._metric_failures += 1
-                self.failures.record("metrics", e)
+            self._store_metrics(batch)
+
+    def _store_metrics(self, batch: list[Any]) -> None:
+        from mltrail.errors import InvalidParameterValue
+
+        try:
+            self.client.log_batch(self.run_id, metrics=batch)
+            self._metric_failures = 0
+        except InvalidParameterValue as e:
+            # one bad key (a metric name the store refuses) must not cost the others: store key by key
+            self.failures.record("metrics", e)
+            by_key: dict[str, list[Any]] = {}
+            for m in batch:
+                by_key.setdefault(m.key, []).append(m)
+            for key, points in by_key.items():
+                try:
+                    self.client.log_batch(self.run_id, metrics=points)
+                except InvalidParameterValue:
+                    self._bad_keys.add(key)
+                except Exception as e2:  # noqa: BLE001
+                    self._metric_failures += 1
+                    self.failures.record("metrics", e2)
+                    return
+        except Exception as e:  # noqa: BLE001
+            self._metric_failures += 1
+            self.failures.record("metrics", e)
 
     # ------------------------------------------------------------------ helpers for tasks
     def log_params(self, params: dict[str, Any]) -> None:

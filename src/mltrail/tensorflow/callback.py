@@ -415,7 +415,8 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
         if self.save_best_only:
             value = metrics.get(self.monitor)
             if value is None:
-                if not self._warned_monitor:
+                silent = self._session is not None and self._session.failures.silent
+                if not self._warned_monitor and not silent:
                     self._warned_monitor = True
                     _logger.info("No checkpoint: the monitored metric %r is not among %s.", self.monitor,
                                  sorted(metrics))
