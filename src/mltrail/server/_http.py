@@ -1,0 +1,198 @@
+"""Request parsing, JSON responses and the one error shape, shared by every route module.
+
+A route handler is a plain function `handler(call: Call) -> dict` run in the thread pool (the
+stores are synchronous); `json_endpoint` wraps it into a Starlette endpoint that reads the body
+within the size limit, checks the content type, parses JSON with orjson, and turns any
+`MltrailException` into `{"error_code", "message"}` with MLflow's HTTP status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mltrail.errors import (
+    BAD_REQUEST,
+    INTERNAL_ERROR,
+    REQUEST_LIMIT_EXCEEDED,
+    InvalidParameterValue,
+    MltrailException,
+)
+from mltrail.store._rest_json import as_int, as_str
+
+logger = logging.getLogger("mltrail.server")
+JSON = "application/json"
+
+
+class RequestTooLarge(MltrailException):
+    error_code = REQUEST_LIMIT_EXCEEDED
+    http_status = 413  # type: ignore[assignment]
+
+
+class UnsupportedMediaType(MltrailException):
+    error_code = BAD_REQUEST
+    http_status = 415  # type: ignore[assignment]
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type=JSON)
+
+
+def error_response(exc: MltrailException) -> Response:
+    return json_response(exc.to_dict(), exc.http_status)
+
+
+def internal_error(exc: BaseException) -> Response:
+    logger.exception("Unhandled error in a request", exc_info=exc)
+    return json_response({"error_code": INTERNAL_ERROR, "message": f"{type(exc).__name__}: {exc}"}, 500)
+
+
+def check_content_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            n = int(declared)
+        except ValueError:
+            raise UnsupportedMediaType(f"Invalid Content-Length header {declared!r}.") from None
+        if n > limit:
+            raise RequestTooLarge(f"Request body of {n} bytes exceeds this server's limit of {limit} bytes.")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) one larger than `limit`, whatever Content-Length claims."""
+    check_content_length(request, limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"Request body exceeds this server's limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def parse_input(request: Request, limit: int) -> dict[str, Any]:
+    """Query parameters for GET; the JSON body (merged over the query) for other methods."""
+    data: dict[str, Any] = dict(request.query_params)
+    if request.method in ("GET", "HEAD"):
+        return data
+    body = await read_body(request, limit)
+    if not body.strip():
+        return data
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {request.headers.get('content-type')!r}: this endpoint expects "
+            "'application/json'.")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise MltrailException(f"Malformed JSON request body: {e}.", BAD_REQUEST) from None
+    if not isinstance(parsed, dict):
+        raise MltrailException(f"Invalid JSON request body: expected an object, got {type(parsed).__name__}.",
+                               BAD_REQUEST)
+    data.update(parsed)
+    return data
+
+
+@dataclass
+class Call:
+    """One request as a handler sees it."""
+
+    ctx: Any
+    data: dict[str, Any]
+    query: Any
+    path_params: dict[str, Any]
+    method: str
+
+    @property
+    def store(self) -> Any:
+        return self.ctx.store
+
+    def text(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+        value = as_str(self.data.get(name), name, default)
+        if required and not value:
+            raise InvalidParameterValue(f"Missing value for required parameter '{name}'.")
+        return value
+
+    def req(self, name: str, *aliases: str) -> str:
+        """A required string parameter (MLflow also accepts old aliases such as run_uuid)."""
+        for n in (name, *aliases):
+            value = as_str(self.data.get(n), n)
+            if value:
+                return value
+        raise InvalidParameterValue(f"Missing value for required parameter '{name}'.")
+
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        return as_int(self.data.get(name), name, default)
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in ("1", "true", "yes")
+
+    def items(self, name: str) -> list[Any]:
+        """A repeated field: a JSON list, or repeated query parameters (`?run_ids=a&run_ids=b`)."""
+        if self.method in ("GET", "HEAD"):
+            return list(self.query.getlist(name))
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            return [value]
+        return value
+
+
+Handler = Callable[[Call], Any]
+
+
+def json_endpoint(handler: Handler) -> Callable[[Request], Any]:
+    """A Starlette endpoint around a synchronous JSON handler."""
+
+    async def endpoint(request: Request) -> Response:
+        ctx = request.app.state.ctx
+        try:
+            data = await parse_input(request, ctx.settings.max_json_bytes)
+            call = Call(ctx, data, request.query_params, dict(request.path_params), request.method)
+            result = await run_in_threadpool(handler, call)
+        except MltrailException as e:
+            return error_response(e)
+        except Exception as e:  # noqa: BLE001 - every failure must come back as the JSON error shape
+            return internal_error(e)
+        if isinstance(result, Response):
+            return result
+        return json_response(result if result is not None else {})
+
+    endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+    return endpoint
+
+
+def method_dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Any]:
+    """One endpoint for several methods on the same path (GET/PATCH/DELETE of a logged model)."""
+    wrapped = {m: json_endpoint(h) for m, h in handlers.items()}
+
+    async def endpoint(request: Request) -> Response:
+        fn = wrapped.get(request.method)
+        if fn is None:
+            return json_response({"error_code": BAD_REQUEST,
+                                  "message": f"Method {request.method} is not allowed here; expected one of "
+                                             f"{', '.join(sorted(wrapped))}."}, 405)
+        return await fn(request)
+
+    return endpoint

@@ -1,0 +1,108 @@
+"""The tracking server app: `create_app(settings)` builds it; `app_from_env()` is the factory
+uvicorn workers call (`mltrail server --workers N` passes the settings in the environment).
+
+Every MLflow REST route is served under `/api/2.0/mlflow` and `/ajax-api/2.0/mlflow` (MLflow's UI
+uses the latter), mltrail's own under `/api/2.0/mltrail`, the artifact proxy under
+`/api/2.0/mlflow-artifacts`. The UI package, `mltrail.server.ui`, is mounted at `/` when it
+exists: it must provide `create_ui(ctx: ServerContext) -> ASGI app`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from mltrail.errors import ENDPOINT_NOT_FOUND
+from mltrail.server._http import json_response, logger, method_dispatch
+from mltrail.server.context import ServerContext
+from mltrail.server.middleware import HostCheckMiddleware
+from mltrail.server.routes import artifacts, experiments, metrics, models, runs
+from mltrail.server.settings import ServerSettings
+from mltrail.version import __version__
+
+API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def version(request: Request) -> Response:
+    return PlainTextResponse(__version__)
+
+
+async def not_found(request: Request) -> Response:
+    logger.warning("No such endpoint: %s %s", request.method, request.url.path)
+    return json_response({"error_code": ENDPOINT_NOT_FOUND,
+                          "message": f"No endpoint {request.method} {request.url.path} on this server."}, 404)
+
+
+async def index(request: Request) -> Response:
+    return PlainTextResponse(f"mltrail {__version__} tracking server: the REST API is under /api/2.0/mlflow/.")
+
+
+def _json_routes(prefix: str, table: list[tuple[list[str], str, Callable[..., Any]]]) -> list[BaseRoute]:
+    """One Route per path; several methods on one path share a dispatcher (order kept)."""
+    by_path: dict[str, dict[str, Callable[..., Any]]] = {}
+    for methods, path, handler in table:
+        for m in methods:
+            by_path.setdefault(path, {})[m] = handler
+    return [Route(prefix + path, method_dispatch(handlers), methods=sorted(handlers))
+            for path, handlers in by_path.items()]
+
+
+def _optional(module: str) -> Any:
+    """A module that another part of mltrail adds (the registry routes, the UI), or None."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+def api_routes() -> list[BaseRoute]:
+    mlflow_table = [*runs.ROUTES, *metrics.ROUTES, *experiments.ROUTES, *artifacts.ROUTES, *models.ROUTES]
+    registry = _optional("mltrail.server.routes.registry")
+    if registry is not None:
+        mlflow_table += getattr(registry, "ROUTES", [])
+    routes: list[BaseRoute] = []
+    for api in API_PREFIXES:
+        routes += _json_routes(api + "/mlflow", mlflow_table)
+        routes += _json_routes(api + "/mltrail", metrics.MLTRAIL_ROUTES)
+        routes += [Route(api + path, fn, methods=methods) for methods, path, fn in artifacts.RAW_ROUTES]
+    return routes
+
+
+def create_app(settings: ServerSettings | None = None, store: Any | None = None) -> Starlette:
+    """The tracking server as an ASGI app.
+
+    Args:
+        settings: what `mltrail server` was given (defaults resolved here).
+        store: a tracking store to serve instead of opening `settings.backend_store_uri` (tests).
+    """
+    ctx = ServerContext(settings or ServerSettings(), store)
+    routes: list[BaseRoute] = [Route("/health", health), Route("/version", version), *api_routes(),
+                               Route("/get-artifact", artifacts.get_run_artifact)]
+    for api in API_PREFIXES:
+        routes.append(Route(api + "/{rest:path}", not_found, methods=_ALL_METHODS))
+    ui = _optional("mltrail.server.ui") if ctx.settings.ui else None
+    if ui is not None and hasattr(ui, "create_ui"):
+        routes.append(Mount("/", app=ui.create_ui(ctx)))
+    else:
+        routes.append(Route("/", index))
+    app = Starlette(routes=routes,
+                    middleware=[Middleware(HostCheckMiddleware, allowed_hosts=ctx.settings.allowed_hosts)])
+    app.state.ctx = ctx
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app for a uvicorn worker process: settings from `MLTRAIL_SERVER_SETTINGS`."""
+    return create_app(ServerSettings.from_env())

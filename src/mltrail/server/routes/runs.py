@@ -1,0 +1,178 @@
+"""`/mlflow/runs/*`: create, get, update, delete, restore, search, logging (metric, param, tag,
+batch), inputs, outputs and the logged-model history tag."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunTag, ViewType
+from mltrail.errors import InvalidParameterValue
+from mltrail.server._http import Call
+from mltrail.store._rest_json import (
+    as_float,
+    as_int,
+    dataset_input_from_json,
+    key_values,
+    metric_from_json,
+    run_info_to_json,
+    run_to_json,
+)
+
+_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+
+
+def _run_id(call: Call) -> str:
+    return call.req("run_id", "run_uuid")
+
+
+def create_run(call: Call) -> dict[str, Any]:
+    tags = [RunTag(k, v) for k, v in key_values(call.data.get("tags"), "tags")]
+    run = call.store.create_run(call.text("experiment_id") or "0", call.text("user_id") or "",
+                                call.integer("start_time"), tags, call.text("run_name") or None)
+    return {"run": run_to_json(run)}
+
+
+def get_run(call: Call) -> dict[str, Any]:
+    return {"run": run_to_json(call.store.get_run(_run_id(call)))}
+
+
+def update_run(call: Call) -> dict[str, Any]:
+    status = call.data.get("status")
+    if isinstance(status, int) and not isinstance(status, bool):  # the enum's number
+        status = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}.get(status, str(status))
+    info = call.store.update_run_info(_run_id(call), status, call.integer("end_time"), call.text("run_name") or None)
+    return {"run_info": run_info_to_json(info)}
+
+
+def delete_run(call: Call) -> dict[str, Any]:
+    call.store.delete_run(call.req("run_id"))
+    return {}
+
+
+def restore_run(call: Call) -> dict[str, Any]:
+    call.store.restore_run(call.req("run_id"))
+    return {}
+
+
+def search_runs(call: Call) -> dict[str, Any]:
+    page = call.store.search_runs(
+        experiment_ids=[str(e) for e in call.items("experiment_ids")], filter_string=call.text("filter") or None,
+        run_view_type=ViewType.from_any(call.data.get("run_view_type")),
+        max_results=call.integer("max_results", 1000), order_by=[str(o) for o in call.items("order_by")],
+        page_token=call.text("page_token") or None)
+    out: dict[str, Any] = {"runs": [run_to_json(r) for r in page]}
+    if page.token:
+        out["next_page_token"] = page.token
+    return out
+
+
+def log_metric(call: Call) -> dict[str, Any]:
+    m = metric_from_json({k: call.data.get(k) for k in ("key", "value", "timestamp", "step", "model_id",
+                                                         "dataset_name", "dataset_digest") if k in call.data})
+    call.store.log_batch(_run_id(call), metrics=[m])
+    return {}
+
+
+def log_param(call: Call) -> dict[str, Any]:
+    call.store.log_batch(_run_id(call), params=[Param(call.req("key"), call.text("value", default="") or "")])
+    return {}
+
+
+def set_tag(call: Call) -> dict[str, Any]:
+    call.store.log_batch(_run_id(call), tags=[RunTag(call.req("key"), call.text("value", default="") or "")])
+    return {}
+
+
+def delete_tag(call: Call) -> dict[str, Any]:
+    call.store.delete_tag(call.req("run_id"), call.req("key"))
+    return {}
+
+
+def _metrics(items: Any) -> list[Metric]:
+    """The log-batch hot path: plain dicts to Metric without per-field helper calls where possible."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidParameterValue("Invalid 'metrics': expected a list of metric objects.")
+    out = []
+    for d in items:
+        if not isinstance(d, dict):
+            raise InvalidParameterValue(f"Invalid metric {d!r}: expected an object with key, value, timestamp, step.")
+        value, ts, step = d.get("value"), d.get("timestamp", 0), d.get("step", 0)
+        if type(value) is not float:
+            value = as_float(value, "value")
+        if type(ts) is not int:
+            ts = as_int(ts, "timestamp", 0)
+        if type(step) is not int:
+            step = as_int(step, "step", 0)
+        key = d.get("key")
+        if not isinstance(key, str):
+            raise InvalidParameterValue(f"Invalid metric {d!r}: 'key' must be a string.")
+        out.append(Metric(key, value, ts, step, d.get("model_id") or None))
+    return out
+
+
+def log_batch(call: Call) -> dict[str, Any]:
+    run_id = call.req("run_id")
+    metrics = _metrics(call.data.get("metrics"))
+    params = [Param(k, v) for k, v in key_values(call.data.get("params"), "params")]
+    tags = [RunTag(k, v) for k, v in key_values(call.data.get("tags"), "tags")]
+    batch_id = call.text("batch_id")
+    if batch_id:  # the journaling client's idempotency id: a resent batch is applied once
+        if len(batch_id) > 64:
+            raise InvalidParameterValue(f"Invalid batch_id of length {len(batch_id)}: at most 64 characters.")
+        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, batch_id=batch_id)
+    elif metrics or params or tags:
+        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    return {}
+
+
+def log_inputs(call: Call) -> dict[str, Any]:
+    datasets = [dataset_input_from_json(d) for d in call.items("datasets")]
+    models = [LoggedModelInput(str(m.get("model_id"))) for m in call.items("models") if isinstance(m, dict)]
+    call.store.log_inputs(call.req("run_id"), datasets, models)
+    return {}
+
+
+def log_outputs(call: Call) -> dict[str, Any]:
+    models = []
+    for m in call.items("models"):
+        if not isinstance(m, dict) or not m.get("model_id"):
+            raise InvalidParameterValue(f"Invalid model output {m!r}: expected an object with model_id and step.")
+        models.append(LoggedModelOutput(str(m["model_id"]), as_int(m.get("step"), "step", 0) or 0))
+    call.store.log_outputs(call.req("run_id"), models)
+    return {}
+
+
+def log_model(call: Call) -> dict[str, Any]:
+    """MLflow's LogModel: append the model's description to the run's `mlflow.log-model.history` tag."""
+    run_id = call.req("run_id")
+    raw = call.req("model_json")
+    try:
+        model = json.loads(raw)
+    except ValueError:
+        raise InvalidParameterValue(f"Invalid model_json: expected a JSON object, got {raw[:80]!r}.") from None
+    history = call.store.get_run(run_id).data.tags.get(_MODEL_HISTORY_TAG)
+    entries = json.loads(history) if history else []
+    entries.append(model)
+    call.store.log_batch(run_id, tags=[RunTag(_MODEL_HISTORY_TAG, json.dumps(entries))])
+    return {}
+
+
+ROUTES = [
+    (["POST"], "/runs/log-batch", log_batch),
+    (["POST"], "/runs/log-metric", log_metric),
+    (["POST"], "/runs/log-parameter", log_param),
+    (["POST"], "/runs/set-tag", set_tag),
+    (["POST"], "/runs/create", create_run),
+    (["GET"], "/runs/get", get_run),
+    (["POST"], "/runs/update", update_run),
+    (["POST"], "/runs/delete", delete_run),
+    (["POST"], "/runs/restore", restore_run),
+    (["POST"], "/runs/search", search_runs),
+    (["POST"], "/runs/delete-tag", delete_tag),
+    (["POST"], "/runs/log-inputs", log_inputs),
+    (["POST"], "/runs/outputs", log_outputs),
+    (["POST"], "/runs/log-model", log_model),
+]
