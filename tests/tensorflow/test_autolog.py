@@ -49,7 +49,7 @@ def test_one_fit_logs_params_metrics_artifacts_datasets_and_model():
     assert (p["train_samples"], p["validation_samples"]) == ("24", "8")
     assert p["train_shape"] == f"(24, {FEATURES})" and p["train_target_shape"] == "(24,)"
     assert p["validation_shape"] == f"(8, {FEATURES})"
-    assert p["opt_name"] == "adam" and float(p["opt_learning_rate"]) == pytest.approx(0.01)
+    assert p["opt_name"].startswith("adam") and float(p["opt_learning_rate"]) == pytest.approx(0.01)
     assert {"opt_epsilon", "opt_beta_1", "opt_beta_2", "opt_amsgrad"} <= set(p)
     n_params = model.count_params()
     assert (p["total_params"], p["trainable_params"], p["non_trainable_params"]) == (str(n_params), str(n_params), "0")
