@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 from typing import Any
 
@@ -124,6 +125,10 @@ def serve(model_uri: str, port: int, host: str, workers: int, timeout: int, env_
     run_server(settings, host, port, workers, timeout)
 
 
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def run_server(settings: Any, host: str, port: int, workers: int = 1, timeout: int = 60) -> None:
     """Run the scoring server until SIGTERM/SIGINT: in-process for one worker, else N uvicorn workers."""
     import uvicorn
@@ -139,6 +144,10 @@ def run_server(settings: Any, host: str, port: int, workers: int = 1, timeout: i
             return
         app = create_scoring_app(model, settings)
         config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=timeout, **kwargs)
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again under the handlers it found:
+        # make that a clean exit (status 0), as a server stopped on purpose should report
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_quietly)
         uvicorn.Server(config).run()
         return
     os.environ.update(settings.to_env())  # the workers (spawned) read their settings from here
