@@ -371,3 +371,42 @@ def test_search_model_versions(store):
         store.search_model_versions("version_number = 1.5")
     with pytest.raises(InvalidParameterValue):
         store.search_model_versions("metrics.acc > 1")
+
+
+# ---------------------------------------------------------------- migration
+def _migrate_to(engine, revision):
+    import os
+
+    from alembic import command
+    from alembic.config import Config
+
+    from mltrail.store.sql import engine as eng
+
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(os.path.dirname(eng.__file__), "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_0001_database_upgrades_to_the_registry(backend, tmp_path, request):
+    from sqlalchemy import inspect
+
+    from mltrail.store import clear_cache, get_store
+    from mltrail.store.sql import engine as eng
+    from mltrail.store.sql.migrations import HEAD
+
+    uri = f"sqlite:///{tmp_path}/old.db" if backend == "sqlite" else request.getfixturevalue("postgres_uri")
+    engine = eng.make_engine(uri)
+    _migrate_to(engine, "0001")
+    assert eng.current_revision(engine) == "0001"
+    assert not inspect(engine).has_table("registered_models")
+    if backend == "postgres":  # a shared database is upgraded on purpose only (`mltrail db upgrade`)
+        eng.upgrade(engine)
+    clear_cache()
+    store = get_store(uri, artifact_root=str(tmp_path / "artifacts"))
+    assert HEAD == "0002" and eng.current_revision(store.engine) == "0002"
+    store.create_registered_model("after-upgrade")
+    assert version_of(store, "after-upgrade").version == "1"
+    engine.dispose()
