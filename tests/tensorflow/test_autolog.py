@@ -337,3 +337,13 @@ def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(InvalidParameterValue):
         autolog(**kwargs)
     assert get_autolog_config() is None
+
+
+def test_registered_model_name_registers_each_trained_model():
+    autolog(registered_model_name="clf", checkpoint=False)
+    x, y = data()
+    dense_model().fit(x, y, epochs=1, verbose=0)
+    dense_model().fit(x, y, epochs=1, verbose=0)
+    versions = mltrail.MlflowClient().search_model_versions("name='clf'")
+    runs = {r.info.run_id for r in mltrail.search_runs(output_format="list")}
+    assert sorted(v.version for v in versions) == ["1", "2"] and {v.run_id for v in versions} == runs
