@@ -5,46 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import requests
-from server_fixture import ServerThread, close_stores, server_settings
+from server_fixture import start_server
 
 import mltrail
 from mltrail import store as store_mod
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from mltrail.server.app import create_app
 from mltrail.store.rest_registry import RestRegistryMixin
 
 API = "/api/2.0/mlflow"
 
 
-def registry_app(settings):
-    """The tracking app; the registry routes are added here if app.py does not include them yet."""
-    app = create_app(settings)
-    paths = {getattr(r, "path", "") for r in app.router.routes}
-    if f"{API}/registered-models/get" not in paths:
-        from mltrail.server.app import API_PREFIXES, _json_routes
-        from mltrail.server.routes import registry
-
-        for prefix in API_PREFIXES:
-            app.router.routes[0:0] = _json_routes(prefix + "/mlflow", registry.ROUTES)
-    return app
-
-
 @pytest.fixture
-def server(request, tmp_path, monkeypatch):
+def server(request, tmp_path):
     """A real server (uvicorn thread over SQLite, artifacts proxied); the tracking URI points at it."""
-    srv = ServerThread(registry_app(server_settings(tmp_path))).start()
-    from mltrail.store.rest import RestTrackingStore
-
-    if not issubclass(RestTrackingStore, RestRegistryMixin):  # until rest.py inherits the mixin
-        class RestStore(RestRegistryMixin, RestTrackingStore):
-            pass
-
-        monkeypatch.setitem(store_mod._factories, "http", lambda uri, root: RestStore(uri))
+    uri = start_server(request, tmp_path)
     store_mod.clear_cache()
-    mltrail.set_tracking_uri(srv.uri)
-    yield srv.uri
-    close_stores(srv.uri)
-    srv.stop()
+    mltrail.set_tracking_uri(uri)
+    return uri
 
 
 def test_registry_round_trip_over_rest(server):

@@ -33,7 +33,9 @@ def _run_ids(call: Call) -> list[str]:
 
 
 def _max_points(call: Call, name: str, default: int) -> int:
-    n = call.integer(name, default) or default
+    n = call.integer(name, default)
+    if n is None:
+        return default
     if n <= 0 or n > MAX_SAMPLED_POINTS:
         raise InvalidParameterValue(f"Invalid {name} {n}: expected 1 to {MAX_SAMPLED_POINTS}.")
     return n
