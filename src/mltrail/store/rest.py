@@ -53,6 +53,7 @@ from mltrail.errors import (
 from mltrail.store import _rest_json as rj
 from mltrail.store.base import AbstractTrackingStore
 from mltrail.store.journal import LogQueue, TransientError, journal_files, journal_root, recover
+from mltrail.store.rest_registry import RestRegistryMixin
 
 API = "/api/2.0/mlflow"
 MLTRAIL_API = "/api/2.0/mltrail"
@@ -191,7 +192,7 @@ def _paged(items: list[Any], token: str | None) -> PagedList:
     return PagedList(items, token or None)
 
 
-class RestTrackingStore(AbstractTrackingStore):
+class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
     """A tracking store at `http(s)://host[:port][/prefix]`."""
 
     def __init__(self, uri: str) -> None:
