@@ -43,7 +43,13 @@ from typing import Any
 
 import orjson
 
-from mltrail.errors import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, MltrailException
+from mltrail.errors import (
+    INTERNAL_ERROR,
+    INVALID_STATE,
+    RESOURCE_DOES_NOT_EXIST,
+    TEMPORARILY_UNAVAILABLE,
+    MltrailException,
+)
 
 logger = logging.getLogger("mltrail.journal")
 
@@ -307,7 +313,8 @@ def deliver(post: Poster, journal: Journal, batch_id: str, entries: list[Entry],
 
 
 def _refused(journal: Journal, batch_id: str, entries: list[Entry], err: MltrailException) -> tuple[str, Any]:
-    if len(entries) > 1:
+    # a missing or deleted run refuses every call alike; other refusals may be one call's fault
+    if len(entries) > 1 and err.error_code not in (RESOURCE_DOES_NOT_EXIST, INVALID_STATE):
         journal.append(b'{"a":"%s","x":"split"}\n' % batch_id.encode())
         return "split", err
     journal.append(orjson.dumps({"a": batch_id, "x": "failed", "code": err.error_code,
