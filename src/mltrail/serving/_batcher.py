@@ -2,8 +2,8 @@
 
 Request handlers put their (already validated) input on an asyncio queue and await a future. One
 collector task per event loop takes the first waiting request, drains whatever else is queued and,
-only while more requests keep arriving, gives the loop a few turns to read them (bounded by
-`max_wait_ms` and `max_rows`). A request with no company is run at once, without waiting. The
+only while more requests keep arriving (a look finds new ones, or handlers are still reading and
+parsing some), gives the loop a few turns to read them (bounded by `max_wait_ms` and `max_rows`). A request with no company is run at once, without waiting. The
 batch runs on the single model-runner thread, so the event loop keeps accepting requests; while
 the model runs, new requests queue up and form the next batch.
 
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 _log = logging.getLogger("mltrail.serving")
@@ -180,10 +181,21 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # requests being read and parsed on the loop right now (see `arriving`): worth a short wait
+        self.arriving = 0
         # counters, for logs and tests
         self.model_calls = 0
         self.requests = 0
         self.largest_batch = 0
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Mark a request as on its way (being read and parsed): a gathering batch waits for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     async def submit(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """The model's output for `data` (run with whatever other requests are waiting)."""
@@ -221,8 +233,10 @@ class Batcher:
                 pending.append(await q.get())  # type: ignore[union-attr]
             deadline = loop.time() + self._max_wait
             arrived = self._drain(pending)
-            # adaptive: keep gathering only while each look finds new requests
-            while arrived and loop.time() < deadline and self._pending_rows(pending) < self._max_rows:
+            # adaptive: keep gathering only while requests are arriving (each look finds new ones, or some
+            # are being read and parsed right now)
+            while (arrived or self.arriving) and loop.time() < deadline and \
+                    self._pending_rows(pending) < self._max_rows:
                 for _ in range(_TURNS_PER_LOOK):
                     await asyncio.sleep(0)
                 arrived = self._drain(pending)

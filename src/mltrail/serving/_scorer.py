@@ -137,6 +137,10 @@ class Scorer:
                 f"{self.settings.max_body_bytes} bytes ({self.settings.max_body_mb:g} MiB, set by --max-body-mb).")
 
     def close(self) -> None:
-        self.batcher.close()
+        b = self.batcher
+        if b.requests:
+            _log.info("Scored %d requests in %d model calls (largest batch: %d requests).", b.requests,
+                      b.model_calls, b.largest_batch)
+        b.close()
 
 

@@ -71,8 +71,9 @@ class Invocations:
             return
         scorer = self.scorer
         try:
-            raw = await scorer.read_body(receive, _Headers(scope))
-            data, params = await scorer.parse_async(raw, _header(scope, b"content-type"))
+            with scorer.batcher.arrival():
+                raw = await scorer.read_body(receive, _Headers(scope))
+                data, params = await scorer.parse_async(raw, _header(scope, b"content-type"))
             out = await scorer.predict(data, params)
             body = predictions_body(out)
         except MltrailException as e:
@@ -140,6 +141,17 @@ def create_scoring_app(model: Any, settings: ServingSettings | None = None) -> S
     return app
 
 
+def configure_logging() -> None:
+    """Show the scoring server's own log lines beside uvicorn's (the CLI and worker processes call this)."""
+    log = logging.getLogger("mltrail.serving")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def load_served_model(model_uri: str) -> Any:
     """Load the model a server serves (through pyfunc: any registered flavor)."""
     from mltrail.pyfunc import load_model
@@ -149,6 +161,7 @@ def load_served_model(model_uri: str) -> Any:
 
 def app_from_env() -> ScoringApp:
     """The app for one uvicorn worker: settings (and the model's location) from `MLTRAIL_SERVE_*`."""
+    configure_logging()
     settings = ServingSettings.from_env()
     if not settings.model_uri:
         raise MltrailException("MLTRAIL_SERVE_MODEL_URI is not set: no model to serve.")

@@ -133,6 +133,9 @@ def run_server(settings: Any, host: str, port: int, workers: int = 1, timeout: i
     """Run the scoring server until SIGTERM/SIGINT: in-process for one worker, else N uvicorn workers."""
     import uvicorn
 
+    from mltrail.serving.app import configure_logging
+
+    configure_logging()
     kwargs = _server_kwargs()
     if workers == 1:
         from mltrail.serving.app import create_scoring_app, load_served_model

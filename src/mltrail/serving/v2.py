@@ -182,6 +182,21 @@ def encode_outputs(out: Any, schema: Any) -> list[dict[str, Any]]:
     return result
 
 
+def parse_infer(raw: bytes, schema: Any) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+    """An infer request body as (payload, validated model input, params)."""
+    payload = decode_json(raw)
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+        raise BadRequest('An infer request must be a JSON object with "inputs": a non-empty list of '
+                         "{name, shape, datatype, data}.")
+    tensors = [decode_tensor(inp, i) for i, inp in enumerate(payload["inputs"])]
+    data = validate(_model_input(tensors, schema), schema)
+    parameters = payload.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f'"parameters" must be an object; received {type(parameters).__name__}.')
+    params = {k: v for k, v in parameters.items() if k not in _RESERVED_PARAMETERS} or None
+    return payload, data, params
+
+
 def routes(scorer: Scorer) -> list[Route]:
     """The V2 routes for the model behind `scorer`."""
     settings = scorer.settings
@@ -230,17 +245,9 @@ def routes(scorer: Scorer) -> list[Route]:
     async def infer(request: Request) -> Response:
         try:
             check_model(request)
-            raw = await scorer.read_body(request.receive, request.headers)
-            payload = decode_json(raw)
-            if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
-                raise BadRequest('An infer request must be a JSON object with "inputs": a non-empty list of '
-                                 "{name, shape, datatype, data}.")
-            tensors = [decode_tensor(inp, i) for i, inp in enumerate(payload["inputs"])]
-            data = validate(_model_input(tensors, scorer.input_schema), scorer.input_schema)
-            parameters = payload.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                raise BadRequest(f'"parameters" must be an object; received {type(parameters).__name__}.')
-            params = {k: v for k, v in parameters.items() if k not in _RESERVED_PARAMETERS} or None
+            with scorer.batcher.arrival():
+                raw = await scorer.read_body(request.receive, request.headers)
+                payload, data, params = parse_infer(raw, scorer.input_schema)
             out = await scorer.predict(data, params)
             outputs = encode_outputs(out, scorer.output_schema)
             wanted = payload.get("outputs")
