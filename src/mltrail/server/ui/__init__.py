@@ -1,0 +1,21 @@
+"""The web UI: server-rendered pages (Jinja2), small plain JS modules and Plotly.js charts.
+
+`create_app` mounts `create_ui(ctx)` at `/`. Pages: `/` (experiments), `/experiments/<id>`
+(runs table), `/runs/<id>`, `/compare?run_ids=..`, `/models`, `/models/<model_id>`,
+`/registered-models/<name>`; JSON for the pages' scripts under `/ui/api/`, artifact files under
+`/ui/files/`, static files under `/ui/static/`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def create_ui(ctx: Any) -> Any:
+    """The UI as a Starlette app over one server context (its store and artifact roots)."""
+    from mltrail.server.ui._app import build
+
+    return build(ctx)
+
+
+__all__ = ["create_ui"]

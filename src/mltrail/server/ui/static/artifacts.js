@@ -1,0 +1,82 @@
+// The artifact browser: a lazily expanded tree and a preview pane (text via textContent, images via <img>).
+(function () {
+  "use strict";
+  var el = window.mltrail.el;
+
+  function apiQuery(box, path) {
+    var owner = box.getAttribute("data-owner") === "model" ? "model_id" : "run_id";
+    return owner + "=" + encodeURIComponent(box.getAttribute("data-owner-id")) + "&path=" + encodeURIComponent(path);
+  }
+  function base() {
+    var brand = document.querySelector("header.top .brand");
+    return brand ? brand.getAttribute("href").replace(/\/$/, "") : "";
+  }
+  function fileHref(box, path) {
+    return base() + "/ui/files/" + box.getAttribute("data-owner") + "/" + encodeURIComponent(box.getAttribute("data-owner-id")) +
+      "/" + path.split("/").map(encodeURIComponent).join("/");
+  }
+  function size(n) {
+    if (n === null || n === undefined) return "";
+    if (n < 1024) return n + " B";
+    if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
+    return (n / 1048576).toFixed(1) + " MiB";
+  }
+
+  function entry(box, f) {
+    var li = el("li", {role: "treeitem", class: f.is_dir ? "dir" : "file"},
+      el("a", {href: fileHref(box, f.path), "data-path": f.path, "data-dir": f.is_dir ? "1" : "0"}, f.name));
+    if (!f.is_dir) li.appendChild(el("span", {class: "muted size"}, size(f.size)));
+    return li;
+  }
+
+  function toggleDir(box, li, a) {
+    if (li.classList.contains("open")) {
+      li.classList.remove("open");
+      var sub = li.querySelector("ul");
+      if (sub) sub.hidden = true;
+      return;
+    }
+    li.classList.add("open");
+    var existing = li.querySelector("ul");
+    if (existing) { existing.hidden = false; return; }
+    var ul = el("ul", {role: "group"}, el("li", {class: "muted"}, "Loading…"));
+    li.appendChild(ul);
+    window.mltrail.getJSON(base() + "/ui/api/artifacts?" + apiQuery(box, a.getAttribute("data-path"))).then(function (r) {
+      ul.textContent = "";
+      if (!r.files.length) ul.appendChild(el("li", {class: "muted"}, "(empty)"));
+      r.files.forEach(function (f) { ul.appendChild(entry(box, f)); });
+    }).catch(function (e) { ul.textContent = ""; ul.appendChild(el("li", {class: "error"}, e.message)); });
+  }
+
+  function showPreview(box, a) {
+    var pane = box.querySelector(".preview");
+    box.querySelectorAll(".tree a.selected").forEach(function (x) { x.classList.remove("selected"); });
+    a.classList.add("selected");
+    pane.textContent = "";
+    pane.appendChild(el("p", {class: "muted"}, "Loading…"));
+    window.mltrail.getJSON(base() + "/ui/api/preview?" + apiQuery(box, a.getAttribute("data-path"))).then(function (p) {
+      pane.textContent = "";
+      var head = el("div", {class: "preview-head"}, el("strong", {class: "preview-name"}, p.path),
+        el("span", {class: "muted"}, size(p.size)), el("a", {href: p.url, download: p.name}, "Download"));
+      pane.appendChild(head);
+      if (p.kind === "image") {
+        pane.appendChild(el("img", {src: p.url, alt: p.name, class: "preview-image"}));
+      } else if (p.kind === "binary") {
+        pane.appendChild(el("p", {class: "muted"}, "A binary file: no preview."));
+      } else {
+        pane.appendChild(el("pre", {class: "preview-text lang-" + p.kind}, p.text));
+        if (p.truncated) pane.appendChild(el("p", {class: "muted"}, "Only the beginning of this file is shown."));
+      }
+    }).catch(function (e) { pane.textContent = ""; pane.appendChild(el("p", {class: "error"}, e.message)); });
+  }
+
+  document.querySelectorAll(".artifacts").forEach(function (box) {
+    box.querySelector(".tree").addEventListener("click", function (ev) {
+      var a = ev.target.closest("a[data-path]");
+      if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      ev.preventDefault();
+      if (a.getAttribute("data-dir") === "1") toggleDir(box, a.parentNode, a);
+      else showPreview(box, a);
+    });
+  });
+})();
