@@ -244,3 +244,9 @@ def test_serve_refuses_conda_and_bad_uri(tmp_path):
     assert r.exit_code != 0 and "conda" in r.output
     r = _invoke("serve", "-m", str(tmp_path / "missing"))
     assert r.exit_code != 0 and "RESOURCE_DOES_NOT_EXIST" in r.output
+
+
+def test_python_dash_m_mltrail_serving_runs_the_models_commands():
+    r = subprocess.run([sys.executable, "-m", "mltrail.serving", "serve", "--help"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "--batch-wait-ms" in r.stdout and "--env-manager" in r.stdout
