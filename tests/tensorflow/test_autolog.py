@@ -347,3 +347,20 @@ def test_registered_model_name_registers_each_trained_model():
     versions = mltrail.MlflowClient().search_model_versions("name='clf'")
     runs = {r.info.run_id for r in mltrail.search_runs(output_format="list")}
     assert sorted(v.version for v in versions) == ["1", "2"] and {v.run_id for v in versions} == runs
+
+
+def test_checkpoint_of_the_last_epoch_survives_early_stopping_restoring_an_earlier_one():
+    autolog(log_models=False, checkpoint_monitor="loss")
+    x, y = data()
+    es = keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=100.0, restore_best_weights=True)
+    model = dense_model()
+    with mltrail.start_run() as run:
+        history = model.fit(x, y, epochs=5, callbacks=[es], verbose=0)
+    losses = history.history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]  # Adam at 0.01 improves on 32 rows
+    rid = run.info.run_id
+    info = json.load(open(mltrail.MlflowClient().download_artifacts(rid, "checkpoints/latest_checkpoint_metrics.json")))
+    assert info["epoch"] == 1
+    # the model holds epoch 0's weights again (restored); the checkpoint is epoch 1's
+    loaded = load_checkpoint(run_id=rid)
+    assert not np.allclose(loaded(x).numpy(), model(x).numpy())

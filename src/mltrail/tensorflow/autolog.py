@@ -189,7 +189,9 @@ def _epoch_tensorboard(log_dir: str) -> Any:
     """Keras's TensorBoard callback writing epoch summaries only, with no per-step work at all.
 
     Keras's own callback calls `tf.summary.scalar` for every batch even with update_freq="epoch"
-    (a no-op write that costs a tenth of a millisecond per metric): ours drops the batch hooks.
+    (a no-op write that costs a tenth of a millisecond per metric): ours drops the batch hooks,
+    and the per-validation "evaluation_*_vs_iterations" scalars, which repeat the epoch's
+    validation metrics (the validation writer still gets them once per epoch).
     """
     import keras
 
@@ -197,6 +199,9 @@ def _epoch_tensorboard(log_dir: str) -> Any:
         on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
         on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
         on_test_batch_begin = keras.callbacks.Callback.on_test_batch_begin
+
+        def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+            self._pop_writer()
 
     return _EpochTensorBoard(log_dir, histogram_freq=0, write_graph=False, update_freq="epoch", profile_batch=0)
 
@@ -274,6 +279,9 @@ class _Fit:
                 save_best_only=config.checkpoint_save_best_only,
                 save_weights_only=config.checkpoint_save_weights_only, save_freq=config.checkpoint_save_freq)
             self.checkpoint_callback._session = self.session
+            # only a restoring EarlyStopping changes the weights after the last epoch
+            self.checkpoint_callback.weights_change_at_train_end = any(
+                isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights for cb in callbacks)
             callbacks.append(self.checkpoint_callback)
         return callbacks
 

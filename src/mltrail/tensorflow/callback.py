@@ -340,6 +340,9 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
         self._session: _Session | None = None
         self._owns_session = False
         self._active = False
+        # Whether a callback may change the weights after the last epoch (EarlyStopping restoring the
+        # best ones): then a checkpoint kept in memory is always put back before it is written.
+        self.weights_change_at_train_end = True
         if save_freq != "epoch":
             self.on_train_batch_end = self._on_batch  # type: ignore[method-assign]
 
@@ -361,7 +364,7 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
                 return
         self._active = True
         self._best: float | None = None
-        self._pending: tuple[list[Any], dict[str, Any], int, int] | None = None
+        self._pending: tuple[list[Any] | None, dict[str, Any], int, int] | None = None
         self._last_write = time.monotonic()
         self._write_cost = 0.0
         self._epoch = 0
@@ -427,19 +430,30 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
             wait = max(CHECKPOINT_MIN_INTERVAL_S, _CHECKPOINT_COST_FACTOR * self._write_cost)
             if time.monotonic() - self._last_write < wait:
                 try:
-                    self._pending = (self._state_values(), metrics, self._epoch, self._step)
+                    # after the last epoch nothing changes the weights (unless a callback restores
+                    # others): no copy needed, train end saves the model as it is
+                    values = None if self._last_epoch_ends() else self._state_values()
+                    self._pending = (values, metrics, self._epoch, self._step)
                 except Exception as e:  # noqa: BLE001
                     self._record(e)
                 return
             self._pending = None
         self._write(metrics, self._epoch, self._step)
 
+    def _last_epoch_ends(self) -> bool:
+        if self.save_freq != "epoch" or self.weights_change_at_train_end:
+            return False
+        epochs = (self.params or {}).get("epochs")
+        return bool(getattr(self.model, "stop_training", False)) or (epochs is not None and self._epoch >= epochs - 1)
+
     def write_pending(self) -> None:
         """Write the best checkpoint kept in memory, if any (at train end, or when training fails)."""
         pending, self._pending = getattr(self, "_pending", None), None
         if pending is not None:
             values, metrics, epoch, step = pending
-            self._write(metrics, epoch, step, values)
+            # weights unchanged since the snapshot: save the model as it is (no swapping in and out)
+            unchanged = values is None or (step == self._step and not self.weights_change_at_train_end)
+            self._write(metrics, epoch, step, None if unchanged else values)
 
     def _state_variables(self) -> list[Any]:
         optimizer = getattr(self.model, "optimizer", None)
