@@ -74,10 +74,11 @@ def test_epochs_and_steps_both_with_batch_names_and_reuse_continues():
     with mltrail.start_run() as run:
         model.fit(x, y, batch_size=8, epochs=2, callbacks=[cb], verbose=0)
         model.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
+        model.fit(x, y, batch_size=8, epochs=2, callbacks=[cb], verbose=0)
     rid = run.info.run_id
-    assert steps(rid, "loss") == [0, 1, 2]
-    assert steps(rid, "batch/loss") == [3, 6, 9, 12]
-    assert steps(rid, "batch/accuracy") == [3, 6, 9, 12]
+    assert steps(rid, "loss") == [0, 1, 2, 3, 4]
+    assert steps(rid, "batch/loss") == [3, 6, 9, 12, 15, 18]
+    assert steps(rid, "batch/accuracy") == [3, 6, 9, 12, 15, 18]
 
 
 def test_the_batch_hook_exists_only_when_asked_for():

@@ -226,7 +226,7 @@ class MlflowCallback(keras.callbacks.Callback):
             return
         optimizer = getattr(self.model, "optimizer", None)
         self._step = max(self._step, self._iterations(optimizer))
-        next_epoch = self._next_epoch if self._last_epoch is None else self._last_epoch + 1
+        next_epoch = self._next_epoch if self._last_epoch is None else self.epoch_step(self._last_epoch) + 1
         _set_progress(session.run_id, next_epoch, self._step)
         if self._owns_session:
             session.close()
