@@ -259,3 +259,18 @@ def test_no_serve_artifacts_disables_the_proxy(request, tmp_path):
     assert r.status_code == 503 and r.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
     exp = requests.get(f"{uri}{A}/experiments/get", params={"experiment_id": "0"}, timeout=10).json()["experiment"]
     assert exp["artifact_location"] == str(tmp_path / "server" / "artifacts" / "0")
+
+
+def test_model_linked_metric_echo_is_stored_once(api):
+    """MLflow 3 clients log a run's metric again with the model's id: one point, linked to the model."""
+    run_id = new_run(api)["info"]["run_id"]
+    mid = ok(api("POST", f"{A}/logged-models", json={"experiment_id": "0", "source_run_id": run_id}))["model"][
+        "info"]["model_id"]
+    point = {"key": "loss", "value": 0.5, "timestamp": 10, "step": 0}
+    ok(api("POST", f"{A}/runs/log-batch", json={"run_id": run_id, "metrics": [point]}))
+    ok(api("POST", f"{A}/runs/log-batch", json={"run_id": run_id, "metrics": [point | {"model_id": mid},
+                                                                             point | {"step": 1}]}))
+    hist = ok(api("GET", f"{A}/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}))["metrics"]
+    assert [h["step"] for h in hist] == [0, 1]
+    model = ok(api("GET", f"{A}/logged-models/{mid}"))["model"]
+    assert [(m["key"], m["value"]) for m in model["data"]["metrics"]] == [("loss", 0.5)]

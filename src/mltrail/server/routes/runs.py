@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunTag, ViewType
-from mltrail.errors import InvalidParameterValue
+from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
 from mltrail.store._rest_json import (
     as_float,
@@ -70,7 +70,7 @@ def search_runs(call: Call) -> dict[str, Any]:
 def log_metric(call: Call) -> dict[str, Any]:
     m = metric_from_json({k: call.data.get(k) for k in ("key", "value", "timestamp", "step", "model_id",
                                                          "dataset_name", "dataset_digest") if k in call.data})
-    call.store.log_batch(_run_id(call), metrics=[m])
+    _store_metrics(call, _run_id(call), [m], [], [], None)
     return {}
 
 
@@ -113,18 +113,61 @@ def _metrics(items: Any) -> list[Metric]:
     return out
 
 
+def _model_echoes(store: Any, run_id: str, metrics: list[Metric]) -> tuple[list[Metric], list[Metric]]:
+    """(metrics to store, metrics to link to logged models).
+
+    MLflow 3 clients log a run's metrics again with the `model_id` of the model logged from it;
+    MLflow stores an identical point (key, step, timestamp, value) once and links it to the
+    model, so the run's history does not grow a duplicate. Only points carrying a model_id are
+    looked up (one index range scan per key and step).
+    """
+    linked = [m for m in metrics if m.model_id]
+    if not linked:
+        return metrics, []
+    seen = set()
+    for key, step in {(m.key, m.step) for m in linked}:
+        for p in store.get_metric_history_sampled(run_id, key, 0, step, step):
+            seen.add((key, p.step, p.timestamp, p.value))
+    keep = [m for m in metrics if not (m.model_id and (m.key, m.step, m.timestamp, m.value) in seen)]
+    return keep, linked
+
+
+def _link_to_models(store: Any, run_id: str, linked: list[Metric]) -> None:
+    link = getattr(store, "log_logged_model_metrics", None)
+    if link is None:
+        return
+    by_model: dict[str, list[Metric]] = {}
+    for m in linked:
+        by_model.setdefault(m.model_id or "", []).append(m)
+    for model_id, ms in by_model.items():
+        try:
+            link(model_id, run_id, ms)
+        except ResourceDoesNotExist:  # a metric naming an unknown model still belongs to the run
+            pass
+
+
+def _store_metrics(call: Call, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag],
+                   batch_id: str | None) -> None:
+    metrics, linked = _model_echoes(call.store, run_id, metrics)
+    if batch_id is not None:  # a journaled batch may arrive twice: linking is not idempotent, skip it
+        linked = []
+    if batch_id:
+        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, batch_id=batch_id)
+    elif metrics or params or tags:
+        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    if linked:
+        _link_to_models(call.store, run_id, linked)
+
+
 def log_batch(call: Call) -> dict[str, Any]:
     run_id = call.req("run_id")
     metrics = _metrics(call.data.get("metrics"))
     params = [Param(k, v) for k, v in key_values(call.data.get("params"), "params")]
     tags = [RunTag(k, v) for k, v in key_values(call.data.get("tags"), "tags")]
-    batch_id = call.text("batch_id")
-    if batch_id:  # the journaling client's idempotency id: a resent batch is applied once
-        if len(batch_id) > 64:
-            raise InvalidParameterValue(f"Invalid batch_id of length {len(batch_id)}: at most 64 characters.")
-        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, batch_id=batch_id)
-    elif metrics or params or tags:
-        call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    batch_id = call.text("batch_id") or None  # the journaling client's id: a resent batch lands once
+    if batch_id and len(batch_id) > 64:
+        raise InvalidParameterValue(f"Invalid batch_id of length {len(batch_id)}: at most 64 characters.")
+    _store_metrics(call, run_id, metrics, params, tags, batch_id)
     return {}
 
 

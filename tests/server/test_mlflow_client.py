@@ -1,0 +1,98 @@
+"""The acceptance scripts against our server, through the real `mlflow` 3.17.2 client and through ours.
+
+MLflow lives in its own virtual environment (never importable from our package's tests), built
+once and cached under `~/.cache/mltrail-test/mlflow-venv` (`MLTRAIL_MLFLOW_VENV` overrides). Each
+script runs as its own process with the tracking URI pointing at one server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from server_fixture import ServerThread, close_stores, server_settings
+
+from mltrail.server.app import create_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+VENV = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser()
+ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
+REQUIREMENTS = ["mlflow==3.17.2", "tensorflow-cpu==2.21.0", "tensorboard==2.21.0", "optuna"]
+SEEDS = ["seed_autolog", "seed_callback", "seed_log_model", "seed_nested", "seed_optuna", "seed_savedmodel"]
+
+
+def _venv_ready(python: Path) -> bool:
+    if not python.exists():
+        return False
+    check = "import mlflow, optuna, tensorflow; assert mlflow.__version__ == '3.17.2', mlflow.__version__"
+    return subprocess.run([str(python), "-c", check], capture_output=True, timeout=600).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The cached venv's python, built on first use (a lock keeps parallel workers from racing)."""
+    python = VENV / "bin" / "python"
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(VENV.parent / ".mlflow-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _venv_ready(python):
+            shutil.rmtree(VENV, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=600)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
+                           check=True, timeout=3600)
+            assert _venv_ready(python), "the MLflow venv was built but does not import mlflow/optuna/tensorflow"
+    return python
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mlflow-client-server")
+    srv = ServerThread(create_app(server_settings(tmp))).start()
+    yield srv.uri
+    close_stores(srv.uri)
+    srv.stop()
+
+
+def _script(name: str, workdir: Path, for_mlflow: bool) -> Path:
+    if not ACCEPTANCE.is_dir():
+        pytest.skip(f"no acceptance scripts at {ACCEPTANCE} (set MLTRAIL_ACCEPTANCE_DIR)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ACCEPTANCE / "_check.py", workdir / "_check.py")
+    text = (ACCEPTANCE / f"{name}.py").read_text()
+    if for_mlflow:
+        text = (text.replace("import mltrail as mlflow", "import mlflow").replace("from mltrail.", "from mlflow.")
+                .replace("from mltrail import", "from mlflow import"))
+        assert "mltrail" not in text, "the script still names mltrail after the import rewrite"
+    path = workdir / f"{name}.py"
+    path.write_text(text)
+    return path
+
+
+def _run(python: str, script: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run([python, str(script)], cwd=script.parent, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, (f"{script.name} failed ({proc.returncode}):\n"
+                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    assert f"{script.stem}: ok" in proc.stdout
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_with_mlflow_client(name, mlflow_python, server, tmp_path):
+    script = _script(name, tmp_path / "mlflow", for_mlflow=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_", "MLFLOW_"))}
+    env.update(MLFLOW_TRACKING_URI=server, TF_CPP_MIN_LOG_LEVEL="2")
+    _run(str(mlflow_python), script, env)
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_with_our_client(name, server, tmp_path):
+    script = _script(name, tmp_path / "ours", for_mlflow=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_TRACKING", "MLFLOW_"))}
+    env.update(MLTRAIL_TRACKING_URI=server, MLTRAIL_JOURNAL_DIR=str(tmp_path / "journal"), TF_CPP_MIN_LOG_LEVEL="2")
+    _run(sys.executable, script, env)
