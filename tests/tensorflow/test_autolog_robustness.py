@@ -122,14 +122,20 @@ def test_warnings_set_to_errors_still_do_not_stop_training(tracking):
     assert len(history.epoch) == 2
 
 
-def test_tensorboard_not_installed(tmp_path):
-    """In a fresh interpreter where `tensorboard` cannot be imported: no logs, one info line, training fine."""
+@pytest.mark.parametrize("logging_configured", [True, False])
+def test_tensorboard_not_installed(tmp_path, logging_configured):
+    """In a fresh interpreter where `tensorboard` cannot be imported: no logs, one info line, training fine.
+
+    The line goes through `logging` when the program configured it, else straight to stderr.
+    """
     script = tmp_path / "no_tb.py"
+    setup = 'logging.basicConfig(level=logging.INFO, format="INFO %(name)s: %(message)s")' if logging_configured \
+        else ""
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.modules["tensorboard"] = None  # importlib.util.find_spec("tensorboard") is None from here on
         import logging
-        logging.basicConfig(level=logging.INFO, format="INFO %(name)s: %(message)s")
+        {setup}
         import numpy as np, keras, mltrail, mltrail.tensorflow
         mltrail.set_tracking_uri("sqlite:///{tmp_path}/t.db")
         mltrail.tensorflow.autolog(log_models=False)
@@ -148,7 +154,9 @@ def test_tensorboard_not_installed(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("ARTIFACTS ['model_config.json', 'model_summary.txt']") == 2, out.stdout
     assert out.stdout.count("METRICS ['loss']") == 2
-    assert out.stderr.count("TensorBoard is not installed") == 1, out.stderr[-3000:]
+    line = "INFO mltrail.tensorflow: autolog: TensorBoard is not installed" if logging_configured \
+        else "mltrail: autolog: TensorBoard is not installed"
+    assert out.stderr.count("TensorBoard is not installed") == 1 and line in out.stderr, out.stderr[-3000:]
 
 
 def test_generator_input_is_not_consumed_by_autolog():

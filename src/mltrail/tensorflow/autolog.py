@@ -207,8 +207,15 @@ def _epoch_tensorboard(log_dir: str) -> Any:
 
 
 def _note(config: AutologConfig, message: str, *args: Any) -> None:
-    if not config.silent:
+    """An info line: through logging when the program configured it, else on stderr (as MLflow's are)."""
+    if config.silent:
+        return
+    if _logger.hasHandlers():
         _logger.info(message, *args)
+    else:
+        import sys
+
+        print(f"mltrail: {message % args if args else message}", file=sys.stderr)
 
 
 class _Fit:
