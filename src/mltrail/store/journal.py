@@ -108,7 +108,8 @@ class Entry:
 def entry_line(e: Entry) -> bytes:
     # run ids are validated ([A-Za-z0-9_-]) before they get here, so they need no escaping
     return (b'{"e":%d,"r":"%s","m":[%s],"p":%s,"t":%s}\n'
-            % (e.seq, e.run_id.encode(), e.metrics, orjson.dumps(e.params), orjson.dumps(e.tags)))
+            % (e.seq, e.run_id.encode(), e.metrics, orjson.dumps(e.params) if e.params else b"[]",
+               orjson.dumps(e.tags) if e.tags else b"[]"))
 
 
 def _ranges(seqs: Iterable[int]) -> list[list[int]]:
@@ -376,7 +377,7 @@ class LogQueue:
             self._queue.append(entry)
             if self._idle:
                 self._work.notify()
-            elif self._thread is None or not self._thread.is_alive():
+            elif self._thread is None:
                 self._stop = False
                 self._thread = threading.Thread(target=self._run, name="mltrail-log-sender", daemon=True)
                 self._thread.start()
@@ -470,6 +471,7 @@ class LogQueue:
                     self._idle = False
                     continue
                 if self._stop:
+                    self._thread = None
                     self._done.notify_all()
                     return
                 batch = take_batch(self._queue)
@@ -498,6 +500,7 @@ class LogQueue:
                 self._inflight = batch if status == "deferred" else None
                 self._done.notify_all()
                 if status == "deferred":
+                    self._thread = None
                     return
 
     def _note_retry(self, message: str) -> None:

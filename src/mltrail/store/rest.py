@@ -200,6 +200,7 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
         self.http = HttpClient(self.uri)
         self._queue = LogQueue(self.uri, self.http.post_batch)
         self._valid_keys: set[str] = set()
+        self._valid_runs: set[str] = set()
         _live_stores.add(self)
         if (_env("JOURNAL_RECOVERY") or "1").lower() not in ("0", "false", "no"):
             threading.Thread(target=self._recover_others, name="mltrail-journal-recovery", daemon=True).start()
@@ -241,8 +242,12 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None:
         """Validate now (bad input raises here), journal, return; the server gets it in the background."""
-        v.validate_run_id(run_id)
-        v.validate_batch_limits(len(metrics), len(params), len(tags))
+        if run_id not in self._valid_runs:
+            v.validate_run_id(run_id)
+            if len(self._valid_runs) < 10_000:
+                self._valid_runs.add(run_id)
+        if len(metrics) + len(params) + len(tags) > 100:  # any limit broken implies this
+            v.validate_batch_limits(len(metrics), len(params), len(tags))
         mlist = []
         for m in metrics:
             key, value, ts, step = m.key, m.value, m.timestamp, m.step
@@ -256,6 +261,10 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
             if m.model_id:
                 d["model_id"] = m.model_id
             mlist.append(d)
+        if not params and not tags:
+            if mlist:
+                self._queue.put(run_id, orjson.dumps(mlist)[1:-1], len(mlist), (), ())
+            return
         plist: dict[str, str] = {}
         for p in params:
             key, text = v.validate_param(p.key, p.value)
