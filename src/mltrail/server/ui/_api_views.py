@@ -22,7 +22,7 @@ from mltrail.server._http import json_response
 from mltrail.server.ui._app import UI
 from mltrail.server.ui._artifacts import SAFE_HEADERS, ArtifactView, media_type
 from mltrail.server.ui._runs import page_size, parse_columns, runs_page
-from mltrail.server.ui._sampling import points_per_run, sample_runs
+from mltrail.server.ui._sampling import points_per_run
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -60,8 +60,8 @@ def metrics(ui: UI, request: Request) -> Response:
     for value in request.query_params.getlist("run_ids"):
         ids += [x.strip() for x in value.split(",") if x.strip()]
     n = _int(request, "max_points") or points_per_run(len(ids))
-    series = sample_runs(ui.store, ids, key, n, _int(request, "min_step"), _int(request, "max_step"))
-    return json_response({"key": key, "runs": series}, 200)
+    body = ui.sampler.response(ids, key, n, _int(request, "min_step"), _int(request, "max_step"))
+    return Response(body, media_type="application/json", headers=_NO_STORE)
 
 
 def _view(ui: UI, request: Request) -> ArtifactView:

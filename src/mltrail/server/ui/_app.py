@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from mltrail.errors import MltrailException
 from mltrail.server._http import json_response, logger
 from mltrail.server.ui._format import FILTERS
+from mltrail.server.ui._sampling import Sampler
 from mltrail.server.ui._static import StaticFiles
 from mltrail.version import __version__
 
@@ -46,6 +47,7 @@ class UI:
 
         self.ctx = ctx
         self.static = StaticFiles()
+        self.sampler = Sampler(ctx.store)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, trim_blocks=True,
             lstrip_blocks=True, auto_reload=False)

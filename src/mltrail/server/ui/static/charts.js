@@ -12,6 +12,7 @@
   var state = {x: "step", smoothing: 0, logY: false};
   var MAX_GL_CHARTS = 8;  // browsers keep ~16 WebGL contexts per page; each WebGL chart takes one
   var glCharts = 0;
+  var renderedAt = {};  // chart index -> performance.now() of its first drawing (for benchmarks)
   var hasGL = (function () {
     try { var c = document.createElement("canvas"); return !!(c.getContext("webgl") || c.getContext("experimental-webgl")); }
     catch (e) { return false; }
@@ -32,7 +33,10 @@
   });
 
   function fetchFull(chart) {
-    if (!chart.full) chart.full = Promise.all(chart.urls.map(getJSON)).then(merge);
+    if (!chart.full) chart.full = Promise.all(chart.urls.map(getJSON)).then(merge).then(function (series) {
+      performance.mark("mltrail:data:" + chart.index);
+      return series;
+    });
     return chart.full;
   }
   if (charts.length) fetchFull(charts[0]);  // the request the page preloaded: start it before Plotly parses
@@ -42,7 +46,7 @@
     if (window.Plotly || document.readyState === "complete") { resolve(); return; }
     document.addEventListener("DOMContentLoaded", resolve);
     window.addEventListener("load", resolve);
-  });
+  }).then(function () { performance.mark("mltrail:plotly-ready"); });
 
   function smooth(values, w) {
     if (!w) return values;
@@ -114,6 +118,7 @@
       chart.drawn = true;
       chart.div.on("plotly_relayout", function (ev) { onZoom(chart, ev); });
     }
+    if (!renderedAt[chart.index]) renderedAt[chart.index] = performance.now();
     chart.div.setAttribute("data-rendered", String(++chart.seq));
     chart.div.dispatchEvent(new CustomEvent("mltrail:rendered", {bubbles: true}));
   }
@@ -188,6 +193,7 @@
   if (logY) logY.addEventListener("change", function () { state.logY = logY.checked; redrawAll(); });
 
   // ---- draw charts as they come into view
+  var render0 = null;
   if ("IntersectionObserver" in window) {
     var io = new IntersectionObserver(function (entries) {
       entries.forEach(function (e) {
@@ -196,9 +202,13 @@
         render(charts[+e.target.getAttribute("data-index")]);
       });
     }, {rootMargin: "300px"});
-    charts.forEach(function (c) { if (c.div) io.observe(c.div); });
+    charts.forEach(function (c, i) {
+      if (i === 0) render0 = render(c);  // its data is on the way already: draw it wherever it is
+      else if (c.div) io.observe(c.div);
+    });
   } else {
     charts.forEach(render);
+    render0 = Promise.resolve();
   }
 
   // ---- parallel coordinates (compare page)
@@ -238,10 +248,18 @@
       Plotly.react(div, [trace], {margin: {l: 80, r: 80, t: 40, b: 20}}, {responsive: true, displaylogo: false});
       div.setAttribute("data-rendered", "1");
     }
-    plotlyReady.then(drawPc);
     if (sel) sel.addEventListener("change", drawPc);
+    // drawn when scrolled near, after the first chart: it is WebGL too, and costly with many runs
+    var first = charts.length ? render0 : Promise.resolve();
+    Promise.all([plotlyReady, first]).then(function () {
+      if (!("IntersectionObserver" in window)) { drawPc(); return; }
+      var pcObserver = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { pcObserver.disconnect(); drawPc(); }
+      }, {rootMargin: "200px"});
+      pcObserver.observe(div);
+    });
   }
   parcoords();
 
-  window.mltrailCharts = {state: state, charts: charts};
+  window.mltrailCharts = {state: state, charts: charts, renderedAt: renderedAt};
 })();
