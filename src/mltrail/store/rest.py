@@ -240,8 +240,13 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
                 self._valid_keys.add(key)
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
-                  tags: Sequence[RunTag] = ()) -> None:
-        """Validate now (bad input raises here), journal, return; the server gets it in the background."""
+                  tags: Sequence[RunTag] = (), batch_id: str | None = None) -> None:
+        """Validate now (bad input raises here), journal, return; the server gets it in the background.
+
+        Args:
+            batch_id: an idempotency id of the caller's own; such a batch is sent at once, alone
+                (after the queue), and the server applies it once however often it is sent.
+        """
         if run_id not in self._valid_runs:
             v.validate_run_id(run_id)
             if len(self._valid_runs) < 10_000:
@@ -261,7 +266,7 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
             if m.model_id:
                 d["model_id"] = m.model_id
             mlist.append(d)
-        if not params and not tags:
+        if not params and not tags and batch_id is None:
             if mlist:
                 self._queue.put(run_id, orjson.dumps(mlist)[1:-1], len(mlist), (), ())
             return
@@ -274,6 +279,12 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
                     f"'{plist[key]}' and '{text}'.")
             plist[key] = text
         tlist = tuple(v.validate_tag(t.key, t.value) for t in tags)
+        if batch_id is not None:
+            self._drain()
+            self.http.call("POST", f"{API}/runs/log-batch", {
+                "run_id": run_id, "batch_id": batch_id, "metrics": mlist, "params": rj.kv_list(plist),
+                "tags": [{"key": k, "value": val} for k, val in tlist]})
+            return
         if not (mlist or plist or tlist):
             return
         self._queue.put(run_id, orjson.dumps(mlist)[1:-1] if mlist else b"", len(mlist), tuple(plist.items()),
