@@ -10,7 +10,9 @@ Each process logging to a tracking server appends to its own file,
   entries one log-batch request carries;
 - an ack after the server answered: `{"a": batch_id}` (stored), with `"x": "failed"` (refused for
   good: the error is reported, the entries are dropped) or `"x": "split"` (a merged batch was
-  refused: its entries are resent one call per request, so one bad call spoils only itself).
+  refused for a reason that may be one call's fault, such as a changed param: its entries are
+  resent one call per request, so one bad call spoils only itself; a missing or deleted run
+  fails the whole batch at once).
 
 Durability: a log call returns once its entry is written with `write(2)` to the file, so it is
 in the kernel's page cache: killing the process (even SIGKILL) loses nothing. The file is
