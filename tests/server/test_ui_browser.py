@@ -1,0 +1,240 @@
+"""The UI in Debian's Chromium through Playwright, against the real server on 127.0.0.1.
+
+One browser and one server (over test_ui_support.build_demo's store) for the module; a fresh
+browser context per test. Skipped when /usr/bin/chromium is missing, unless
+MLTRAIL_REQUIRE_CHROMIUM=1 (then the missing browser fails the run).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from test_ui_support import MANY_RUNS, build_demo, serve_ui
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 20_000
+
+
+def _require_chromium() -> None:
+    reason = None
+    if not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install playwright)"
+    if reason is None:
+        return
+    if os.environ.get("MLTRAIL_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"MLTRAIL_REQUIRE_CHROMIUM=1 but {reason}")
+    pytest.skip(f"browser tests need Chromium: {reason}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, browser):
+    directory = tmp_path_factory.mktemp("ui-browser") / "store"
+    ids = build_demo(directory)
+    srv = serve_ui(directory)
+    yield ids, srv.uri
+    srv.stop()
+
+
+@pytest.fixture
+def page(browser, site):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(TIMEOUT_MS)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # "Blocked script execution ... sandboxed": the sandbox of a served HTML artifact doing its job
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and "sandboxed" not in m.text else None)
+    pg.base = site[1]  # type: ignore[attr-defined]
+    yield pg
+    pwned = pg.evaluate("() => window.__pwned")
+    ctx.close()
+    assert pwned is None, "a stored <script> ran"
+    assert errors == [], errors
+
+
+def _wait_chart(pg, index: int, n_series: int, after: int = 0) -> None:
+    pg.wait_for_function(
+        """([i, n, after]) => { const d = document.querySelector(`.plot[data-index="${i}"]`);
+            return d && d.data && d.data.length === n && +(d.getAttribute('data-rendered') || 0) > after; }""",
+        arg=[index, n_series, after])
+
+
+def _chart_index(pg, key: str) -> int:
+    return pg.evaluate("(key) => window.mltrailCharts.charts.findIndex(c => c.key === key)", key)
+
+
+def test_experiments_lead_to_the_runs_table(page, site):
+    ids, base = site
+    page.goto(base + "/")
+    assert page.locator("#experiments tbody tr").count() == 3  # Default, the demo, many runs
+    page.get_by_role("link", name="UI demo <script>window.__pwned=1</script>").click()
+    page.wait_for_url(f"**/experiments/{ids['exp']}")
+    assert page.locator("#runs-body tr.run:not([hidden])").count() == 2  # the parent and the curves run
+    assert page.locator("h1").inner_text().startswith("UI demo <script>")
+
+
+def test_fold_select_and_compare_runs(page, site):
+    ids, base = site
+    page.goto(f"{base}/experiments/{ids['exp']}")
+    trials = page.locator(f'#runs-body tr.child[data-parent="{ids["parent"]}"]')
+    assert trials.count() == 3 and not trials.first.is_visible()
+    page.locator(f'button.fold[data-run-id="{ids["parent"]}"]').click()
+    assert trials.nth(2).is_visible()
+    assert page.locator("#compare-button").is_disabled()
+    for i in (0, 1, 2):
+        trials.nth(i).locator("input[name=run_ids]").check()
+    assert page.locator("#selected-count").inner_text() == "3 selected"
+    page.locator("#compare-button").click()
+    page.wait_for_url("**/compare?run_ids=*")
+    assert page.locator("#compare-runs tbody tr").count() == 3
+    _wait_chart(page, _chart_index(page, "loss"), 3)
+    names = page.evaluate(f"() => document.querySelector('.plot[data-index=\"{_chart_index(page, 'loss')}\"]')"
+                          ".data.map(t => t.name)")
+    assert names == ["trial-0", "trial-1", "trial-2"]
+    differs = page.locator("#params-diff tr.differs th").all_inner_texts()
+    assert differs == ["learning_rate", "units"]
+    page.locator("#diff-only").check()
+    assert not page.locator("#params-diff tr.same").first.is_visible()
+
+
+def test_filter_and_sort_the_runs_table(page, site):
+    ids, base = site
+    page.goto(f"{base}/experiments/{ids['exp']}")
+    page.fill("#filter", "params.learning_rate = '0.01'")
+    page.press("#filter", "Enter")
+    page.wait_for_url("**filter=*")
+    assert page.locator("#runs-body tr.run").all_inner_texts()[0].split("\n")[0].strip().startswith("trial-1")
+    assert page.locator("#runs-body tr.run").count() == 1
+    page.goto(f"{base}/experiments/{ids['many']}?columns=metrics.score")
+    page.locator('th a.sort[title="metrics.score"]').click()
+    page.wait_for_url("**order_by=metrics.score+DESC*")
+    first = page.locator("#runs-body tr.run td.name a").first.inner_text()
+    assert first == f"run-{MANY_RUNS - 1:03d}"
+    page.locator('th a.sort[title="metrics.score"]').click()
+    page.wait_for_url("**order_by=metrics.score+ASC*")
+    assert page.locator("#runs-body tr.run td.name a").first.inner_text() == "run-000"
+
+
+def test_scrolling_loads_every_run(page, site):
+    ids, base = site
+    page.goto(f"{base}/experiments/{ids['many']}")
+    rows = page.locator("#runs-body tr.run")
+    assert rows.count() == 100  # the first page is in the HTML
+    for _ in range(20):
+        if rows.count() == MANY_RUNS:
+            break
+        page.mouse.wheel(0, 20_000)
+        page.wait_for_timeout(200)
+    assert rows.count() == MANY_RUNS
+    assert page.locator("#next-page").count() == 0
+    names = page.locator("#runs-body tr.run td.name a").all_inner_texts()
+    assert len(set(names)) == MANY_RUNS
+
+
+def test_run_page_charts_smoothing_log_scale_and_zoom(page, site):
+    ids, base = site
+    page.goto(f"{base}/runs/{ids['curves']}")
+    i = _chart_index(page, "loss")
+    page.locator(f"#chart-{i}").scroll_into_view_if_needed()
+    _wait_chart(page, i, 1)
+    plot = f'.plot[data-index="{i}"]'
+    xs = page.evaluate(f"() => document.querySelector('{plot}').data[0].x")
+    assert xs[0] == 0 and xs[-1] == 2999 and len(xs) <= 1000
+    assert 100 in page.evaluate(f"() => document.querySelector('{plot}').data[0].y")  # the spike survived
+    page.check("#log-y")
+    page.wait_for_function(f"() => document.querySelector('{plot}').layout.yaxis.type === 'log'")
+    page.fill("#smoothing", "0.9")  # a range input: fill sets it and fires input
+    page.wait_for_function(f"() => document.querySelector('{plot}').data.length === 2")  # raw, faint + smoothed
+    page.fill("#smoothing", "0")
+    rendered = int(page.get_attribute(plot, "data-rendered"))
+    page.evaluate(f"() => Plotly.relayout(document.querySelector('{plot}'), {{'xaxis.range': [1200, 1300]}})")
+    page.wait_for_function(f"""() => {{ const d = document.querySelector('{plot}');
+        return d.data.length === 1 && d.data[0].x.length === 101 && +d.getAttribute('data-rendered') > {rendered}; }}""")
+    assert page.evaluate(f"() => document.querySelector('{plot}').data[0].x[0]") == 1200
+    page.select_option("#x-axis", "relative")
+    page.wait_for_function(f"() => document.querySelector('{plot}').layout.xaxis.title.text.startsWith('relative')")
+
+
+def test_artifact_browser_previews_files(page, site):
+    ids, base = site
+    page.goto(f"{base}/runs/{ids['curves']}#artifacts")
+    box = page.locator("#artifacts .artifacts")
+    box.locator('a[data-path="config.json"]').click()
+    pre = box.locator(".preview pre")
+    pre.wait_for()
+    assert '"layers": [' in pre.inner_text()
+    box.locator('a[data-path="notes"]').click()
+    box.locator('a[data-path="notes/readme.txt"]').click()
+    page.wait_for_function("() => document.querySelector('.preview-name').textContent === 'notes/readme.txt'")
+    assert pre.inner_text() == "hello <script>window.__pwned=1</script>\n"  # shown as text, never run
+    box.locator('a[data-path="report.html"]').click()
+    page.wait_for_function("() => document.querySelector('.preview-name').textContent === 'report.html'")
+    assert pre.inner_text().startswith("<html>")
+    box.locator('a[data-path="images"]').click()
+    box.locator('a[data-path="images/sample.png"]').click()
+    img = box.locator("img.preview-image")
+    img.wait_for()
+    page.wait_for_function("() => document.querySelector('img.preview-image').naturalWidth === 32")
+    box.locator('a[data-path="model_summary.txt"]').click()
+    page.wait_for_function("() => document.querySelector('.preview pre') && "
+                           "document.querySelector('.preview pre').textContent.includes('Total params: 15')")
+    assert page.locator("#model-summary").inner_text().startswith('Model: "sequential"')
+
+
+def test_parallel_coordinates_of_a_search(page, site):
+    ids, base = site
+    page.goto(f"{base}/runs/{ids['parent']}")
+    page.locator("#compare-children").click()
+    page.wait_for_url("**/compare?parent=*")
+    page.locator("#parcoords").scroll_into_view_if_needed()
+    page.wait_for_function("() => { const d = document.getElementById('parcoords'); "
+                           "return d.data && d.data[0].type === 'parcoords'; }")
+    labels = page.evaluate("() => document.getElementById('parcoords').data[0].dimensions.map(d => d.label)")
+    assert labels[:2] == ["learning_rate", "units"] and len(labels) == 3
+
+
+def test_model_pages_show_signature_and_snippets(page, site):
+    ids, base = site
+    page.goto(f"{base}/models")
+    page.locator(f'a[href="/models/{ids["model"]}"]').first.click()
+    page.wait_for_url(f"**/models/{ids['model']}")
+    assert page.locator("table.signature td").first.inner_text() == "features"
+    page.locator(".snippet button.copy").first.click()
+    page.wait_for_function("() => ['Copied', 'Select and copy'].includes(document.querySelector('.snippet button.copy').textContent)")
+    page.locator("details.mlmodel summary").click()
+    assert "tensor-spec" in page.locator("details.mlmodel pre").inner_text()
+    if "registered" in ids:
+        page.goto(f"{base}/registered-models/demo-model")
+        assert "@champion" in page.locator("#aliases").inner_text()
+        assert page.locator("#versions tbody tr").count() == 1
+
+
+def test_no_stored_script_runs_on_any_page(page, site):
+    ids, base = site
+    for path in ("/", f"/experiments/{ids['exp']}", f"/runs/{ids['curves']}", f"/runs/{ids['parent']}",
+                 f"/compare?run_ids={ids['curves']},{ids['parent']}", "/models", f"/models/{ids['model']}",
+                 "/registered-models/demo-model", f"/ui/files/run/{ids['curves']}/report.html"):
+        page.goto(base + path)
+        page.wait_for_load_state("load")
+        assert page.evaluate("() => window.__pwned") is None, path
