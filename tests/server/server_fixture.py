@@ -90,7 +90,7 @@ def close_stores(uri: str) -> None:
         if key[0].rstrip("/") == uri.rstrip("/"):
             close = getattr(st, "close", None)
             if close is not None:
-                st._queue.close(timeout=5)
+                close(timeout=5)
             store_mod._cache.pop(key, None)
 
 

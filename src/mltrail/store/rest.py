@@ -215,9 +215,9 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
         if self._queue.pending():
             self._queue.wait(flush_timeout())
 
-    def close(self) -> None:
-        """Stop the sender thread (tests; the process's exit does this by itself)."""
-        self._queue.close(timeout=flush_timeout())
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the sender thread after up to `timeout` s of sending (tests; exit does this by itself)."""
+        self._queue.close(timeout=flush_timeout() if timeout is None else timeout)
         _live_stores.discard(self)
 
     def _recover_others(self) -> None:
