@@ -136,7 +136,7 @@ def test_run_page_shows_everything_about_a_run(demo):
     assert r.status_code == 200
     html = r.text
     assert "<script>window.__pwned" not in html
-    assert '<tr><th scope="row">epochs</th><td>30</td></tr>' in html
+    assert '<div class="kv-row"><span class="k">epochs</span><span class="v">30</span></div>' in html
     assert "Notes &lt;script&gt;" in html  # the description, escaped
     assert "train.py" in html and "1 min 00 s" in html  # source and duration
     assert re.search(r'<a href="#chart-\d+">loss</a></th><td class="num">0\.03226\d*</td>', html)
@@ -350,3 +350,18 @@ def test_unknown_pages_and_resources_answer_404_pages(demo):
     r = c.get("/runs/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     assert r.status_code in (400, 404) and "<script>alert(1)" not in r.text
     assert c.get("/health").text == "OK"  # the server's own routes still win over the UI's catch-all
+
+
+def test_snippets_carry_a_short_input_example():
+    from mltrail.server.ui._models import _first_rows, snippets, spec_rows
+
+    assert _first_rows({"inputs": [[1], [2], [3]]}) == {"inputs": [[1], [2]]}
+    assert _first_rows({"dataframe_split": {"columns": ["a"], "data": [[1], [2], [3]], "index": [0, 1, 2]}}) == {
+        "dataframe_split": {"columns": ["a"], "data": [[1], [2]], "index": [0, 1]}}
+    code = dict(snippets("models:/m-1", "http://h:5000", ["tensorflow"], '{"inputs": [["it\'s"]]}'))
+    assert "mlflow.tensorflow.load_model" in code["Load the Keras model"]
+    assert "-d '{\"inputs\": [[\"it'\\''s\"]]}'" in code["Query the scoring server"]  # shell-quoted
+    assert "Load the Keras model" not in dict(snippets("models:/m-1", "http://h", ["sklearn"], None))
+    assert spec_rows('[{"type": "double", "name": "x", "required": false}]') == [
+        {"name": "x", "type": "double", "shape": "", "note": "optional"}]
+    assert spec_rows("not json")[0]["note"] == "unreadable" and spec_rows(None) == []

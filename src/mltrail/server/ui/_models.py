@@ -8,7 +8,8 @@ from typing import Any
 
 from mltrail.server.ui._artifacts import ArtifactView
 
-EXAMPLE_LIMIT = 2000  # characters of an input example put into the curl snippet
+EXAMPLE_LIMIT = 1024 * 1024  # bytes of an input example read to build the curl snippet
+SNIPPET_EXAMPLE_CHARS = 1500  # longer requests (even cut to two rows) get a placeholder
 
 
 @dataclass
@@ -68,9 +69,24 @@ def _input_example(view: ArtifactView, mlmodel: dict[str, Any]) -> str | None:
         parsed = json.loads(text)
     except ValueError:
         return None
-    if isinstance(parsed, dict) and ({"inputs", "instances", "dataframe_split", "dataframe_records"} & set(parsed)):
-        return json.dumps(parsed)
-    return json.dumps({"inputs": parsed})
+    if not (isinstance(parsed, dict) and {"inputs", "instances", "dataframe_split", "dataframe_records"} & set(parsed)):
+        parsed = {"inputs": parsed}
+    body = json.dumps(_first_rows(parsed))
+    return body if len(body) <= SNIPPET_EXAMPLE_CHARS else None
+
+
+def _first_rows(payload: dict[str, Any], n: int = 2) -> dict[str, Any]:
+    """The request with only its first `n` rows: a snippet to copy, not the whole example."""
+    out = dict(payload)
+    for key in ("inputs", "instances", "dataframe_records"):
+        if isinstance(out.get(key), list):
+            out[key] = out[key][:n]
+    split = out.get("dataframe_split")
+    if isinstance(split, dict) and isinstance(split.get("data"), list):
+        out["dataframe_split"] = {**split, "data": split["data"][:n]}
+        if isinstance(split.get("index"), list):
+            out["dataframe_split"]["index"] = split["index"][:n]
+    return out
 
 
 def snippets(uri: str, tracking_uri: str, flavors: list[str], example: str | None) -> list[tuple[str, str]]:

@@ -229,8 +229,9 @@ def compare(ui: UI, request: Request) -> Response:
         "metrics": {r["key"]: r["cells"] for r in metric_rows},
     } if len(runs) > 1 else None
     diff_only = request.query_params.get("diff") == "1"
+    exp_names = {e: ui.store.get_experiment(e).name for e in dict.fromkeys(r.info.experiment_id for r in runs)}
     return ui.render(request, "compare.html", runs=runs, parent=parent, params=params, metric_rows=metric_rows,
-                     chart_data=chart_data, diff_only=diff_only,
+                     chart_data=chart_data, diff_only=diff_only, exp_names=exp_names,
                      durations=[fmt_duration(r.info.start_time, r.info.end_time) for r in runs],
                      preload=chart_data["charts"][0]["urls"] if chart_data["charts"] else [])
 

@@ -91,8 +91,10 @@
 
   function layout(chart, nSeries) {
     var xTitle = {step: "step", relative: "relative time (s)", wall: "wall time"}[state.x];
-    return {margin: {l: 56, r: 12, t: 8, b: 40}, showlegend: nSeries > 1 && nSeries <= 10,
-            legend: {orientation: "h", y: -0.2}, hovermode: "closest", uirevision: chart.key + "|" + state.x,
+    var legend = nSeries > 1 && nSeries <= 10;
+    return {margin: {l: 56, r: 12, t: legend ? 28 : 8, b: 40}, showlegend: legend,
+            legend: {orientation: "h", x: 0, y: 1.02, yanchor: "bottom"}, hovermode: "closest",
+            uirevision: chart.key + "|" + state.x,
             xaxis: {title: {text: xTitle}, type: state.x === "wall" ? "date" : "linear", zeroline: false},
             yaxis: {type: state.logY ? "log" : "linear", zeroline: false, exponentformat: "e"}};
   }
