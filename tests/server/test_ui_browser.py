@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_ui_support import MANY_RUNS, build_demo, serve_ui
+from test_ui_support import MANY_RUNS, XSS_IMG, build_demo, serve_ui
 
 pytestmark = pytest.mark.browser
 
@@ -109,9 +109,12 @@ def test_fold_select_and_compare_runs(page, site):
     page.wait_for_url("**/compare?run_ids=*")
     assert page.locator("#compare-runs tbody tr").count() == 3
     _wait_chart(page, _chart_index(page, "loss"), 3)
-    names = page.evaluate(f"() => document.querySelector('.plot[data-index=\"{_chart_index(page, 'loss')}\"]')"
-                          ".data.map(t => t.name)")
-    assert names == ["trial-0", "trial-1", "trial-2"]
+    plot = f'.plot[data-index="{_chart_index(page, "loss")}"]'
+    names = page.evaluate(f"() => document.querySelector('{plot}').data.map(t => t.name)")
+    assert names == ["trial-0", "trial-1", 'trial-2 &lt;img src=x onerror="window.__pwned=2"&gt;']
+    # Plotly shows the name as typed: text, not an element
+    assert page.locator(f"{plot} .legendtext").all_text_contents()[2] == f"trial-2 {XSS_IMG}"
+    assert page.locator(f"{plot} img").count() == 0
     differs = page.locator("#params-diff tr.differs th").all_inner_texts()
     assert differs == ["learning_rate", "units"]
     page.locator("#diff-only").check()
