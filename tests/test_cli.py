@@ -56,4 +56,6 @@ def test_runs_commands_and_gc(sqlite_uri):
 
 def test_db_upgrade(tmp_path):
     r = CliRunner().invoke(main, ["db", "upgrade", f"sqlite:///{tmp_path}/fresh.db"])
-    assert r.exit_code == 0 and "from empty to 0001" in r.output
+    from mltrail.store.sql.migrations import HEAD
+
+    assert r.exit_code == 0 and f"from empty to {HEAD}" in r.output
