@@ -24,6 +24,7 @@ def _isolated(tmp_path, monkeypatch):
         except Exception:  # the store may be gone already; the stack must still empty
             fluent._stack().pop()
     tracking_uri.set_tracking_uri(None)
+    mltrail.set_registry_uri(None)
     fluent._active_experiment_id = None
     fluent._last_active_run_id = None
 

@@ -125,8 +125,13 @@ def test_registry_uri(tracking, tmp_path):
     mltrail.set_registry_uri(other)
     assert mltrail.get_registry_uri() == other
     mltrail.MlflowClient(registry_uri=other).create_registered_model("elsewhere")
-    assert [m.name for m in mltrail.search_registered_models()] == ["elsewhere"]
-    assert mltrail.MlflowClient().search_registered_models() == []
+    try:
+        assert [m.name for m in mltrail.search_registered_models()] == ["elsewhere"]
+        # as in MLflow, a client made without a registry URI uses the one set for the process
+        assert [m.name for m in mltrail.MlflowClient().search_registered_models()] == ["elsewhere"]
+        assert mltrail.MlflowClient(registry_uri=tracking).search_registered_models() == []
+    finally:
+        mltrail.set_registry_uri(None)
 
 
 @pytest.mark.tf

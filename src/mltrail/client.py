@@ -45,6 +45,10 @@ class Client(RegistryClientMixin):
         from mltrail.tracking_uri import get_tracking_uri
 
         self.tracking_uri = tracking_uri or get_tracking_uri()
+        if registry_uri is None:
+            from mltrail._registry_fluent import _registry_uri as set_uri
+
+            registry_uri = set_uri or os.environ.get("MLTRAIL_REGISTRY_URI") or os.environ.get("MLFLOW_REGISTRY_URI")
         self.registry_uri = registry_uri or self.tracking_uri
         self._artifact_uris: dict[str, str] = {}
 

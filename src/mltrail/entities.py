@@ -309,7 +309,8 @@ class LoggedModel:
             "model_id": self.model_id, "experiment_id": self.experiment_id, "name": self.name,
             "artifact_uri": self.artifact_location, "creation_timestamp_ms": self.creation_timestamp,
             "last_updated_timestamp_ms": self.last_updated_timestamp,
-            "status": f"LOGGED_MODEL_{self.status}" if self.status != "READY" else "LOGGED_MODEL_READY",
+            "status": {"READY": "LOGGED_MODEL_READY", "FAILED": "LOGGED_MODEL_UPLOAD_FAILED"}.get(
+                self.status, "LOGGED_MODEL_PENDING"),
             "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
         }
         if self.source_run_id:

@@ -117,22 +117,28 @@ def test_update_and_terminate_run(store):
         store.update_run_info(run.info.run_id, "DONE", None, None)
 
 
-def test_unknown_run(store):
+def test_unknown_run(store, logged):
     with pytest.raises(ResourceDoesNotExist, match="abcdef"):
         store.get_run("abcdef0123456789abcdef0123456789")
     with pytest.raises(ResourceDoesNotExist):
-        store.log_batch("abcdef0123456789abcdef0123456789", metrics=[Metric("m", 1.0, now(), 0)])
+        logged("abcdef0123456789abcdef0123456789", metrics=[Metric("m", 1.0, now(), 0)])
 
 
-def test_delete_and_restore_run(store):
+def test_delete_and_restore_run(store, logged):
     run = new_run(store)
     store.delete_run(run.info.run_id)
     assert store.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     with pytest.raises(InvalidState, match="active"):
-        store.log_batch(run.info.run_id, params=[Param("p", "1")])
-    assert run.info.run_id in store.deleted_run_ids()
+        logged(run.info.run_id, params=[Param("p", "1")])
     store.restore_run(run.info.run_id)
-    store.log_batch(run.info.run_id, params=[Param("p", "1")])
+    logged(run.info.run_id, params=[Param("p", "1")])
+    assert store.get_run(run.info.run_id).data.params == {"p": "1"}
+
+
+def test_deleted_run_ids(local_store):
+    run = new_run(local_store)
+    local_store.delete_run(run.info.run_id)
+    assert run.info.run_id in local_store.deleted_run_ids()
 
 
 def test_run_in_deleted_experiment_refused(store):
@@ -166,12 +172,12 @@ def test_nan_and_infinities_round_trip(store):
     assert math.isnan(store.get_metric_history(run_id, "a")[0].value)
 
 
-def test_param_cannot_change_and_bad_batch_writes_nothing(store):
+def test_param_cannot_change_and_bad_batch_writes_nothing(store, logged):
     run_id = new_run(store).info.run_id
-    store.log_batch(run_id, params=[Param("lr", "0.1")])
-    store.log_batch(run_id, params=[Param("lr", "0.1")])  # the same value again is fine
+    logged(run_id, params=[Param("lr", "0.1")])
+    logged(run_id, params=[Param("lr", "0.1")])  # the same value again is fine
     with pytest.raises(InvalidParameterValue) as e:
-        store.log_batch(run_id, metrics=[Metric("m", 1.0, now(), 0)], params=[Param("lr", "0.2")],
+        logged(run_id, metrics=[Metric("m", 1.0, now(), 0)], params=[Param("lr", "0.2")],
                         tags=[RunTag("t", "x")])
     assert "0.1" in e.value.message and "0.2" in e.value.message
     data = store.get_run(run_id).data
@@ -376,10 +382,10 @@ def test_logged_models(store):
         store.finalize_logged_model(model.model_id, "DONE")
 
 
-def test_purge_run(store):
-    run_id = new_run(store).info.run_id
-    store.log_batch(run_id, metrics=[Metric("m", 1.0, now(), 0)], params=[Param("p", "1")])
-    store.delete_run(run_id)
-    store.purge_run(run_id)
+def test_purge_run(local_store):
+    run_id = new_run(local_store).info.run_id
+    local_store.log_batch(run_id, metrics=[Metric("m", 1.0, now(), 0)], params=[Param("p", "1")])
+    local_store.delete_run(run_id)
+    local_store.purge_run(run_id)
     with pytest.raises(ResourceDoesNotExist):
-        store.get_run(run_id)
+        local_store.get_run(run_id)

@@ -82,9 +82,12 @@ def download_uri(artifact_uri: str, dst_path: str | None = None, tracking_uri: s
         run_id, _, path = artifact_uri[len("runs:/"):].partition("/")
         return Client(tracking_uri).download_artifacts(run_id, path, dst_path)
     if artifact_uri.startswith("models:/"):
+        import tempfile
+
         from mltrail.models.model_uri import resolve_model_uri
 
-        return resolve_model_uri(artifact_uri, dst_path=dst_path)
+        # a copy, never the store's own files (a user may edit what they downloaded)
+        return resolve_model_uri(artifact_uri, dst_path=dst_path or tempfile.mkdtemp(prefix="mltrail-download-"))
     root, _, name = artifact_uri.rstrip("/").rpartition("/")
     repo = get_artifact_repository(root or artifact_uri)
     if not root:

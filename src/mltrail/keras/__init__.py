@@ -24,7 +24,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("autolog", "MlflowCallback", "MltrailCallback"):
+    if name in ("autolog", "MlflowCallback", "MltrailCallback", "MlflowModelCheckpointCallback", "load_checkpoint",
+                "AutologWarning"):
         import mltrail.tensorflow
 
         return getattr(mltrail.tensorflow, name)

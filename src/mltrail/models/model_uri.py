@@ -107,7 +107,7 @@ def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None
             "models:/<name>@<alias>.")
     head = parts[0]
     if "@" in head:
-        name, _, alias = head.partition("@")
+        name, _, alias = head.rpartition("@")  # names may hold "@", aliases may not
         if not name or not alias:
             raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected models:/<name>@<alias>.")
         return _resolve_registry(uri, name, None, alias, "/".join(parts[1:]), dst_path, tracking_uri, depth)

@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 # name -> submodule that defines it (the autologging work; imported only when used)
-_LAZY = {"MlflowCallback": "callback", "MltrailCallback": "callback"}
+_LAZY = {"MlflowCallback": "callback", "MltrailCallback": "callback", "MlflowModelCheckpointCallback": "callback",
+         "load_checkpoint": "callback", "AutologWarning": "callback"}
 
 
 def autolog(*args: Any, **kwargs: Any) -> Any:
