@@ -441,7 +441,12 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
         placeholder = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         cols = ", ".join(f'"{c}"' for c in columns)
         sql = f'SELECT {cols} FROM {table} WHERE run_uuid IN ({", ".join([placeholder] * len(run_ids))})'
-        return conn.exec_driver_sql(sql, tuple(run_ids))
+        cursor = conn.connection.cursor()  # the driver's own cursor: no per-row wrapping
+        try:
+            cursor.execute(sql, tuple(run_ids))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     def _load_inputs(self, conn: Connection, run_ids: list[str], by_id: dict[str, Run]) -> None:
         from mltrail.entities import Dataset, InputTag
