@@ -101,6 +101,19 @@ def validate_param(key: str, value: Any) -> tuple[str, str]:
     return key, text
 
 
+def validate_batch_params(params: Any) -> dict[str, str]:
+    """Validate a batch's params into key -> text; a key given twice must have one value."""
+    out: dict[str, str] = {}
+    for p in params:
+        key, text = validate_param(p.key, p.value)
+        if key in out and out[key] != text:
+            raise InvalidParameterValue(
+                f"Duplicate parameter keys with different values in one batch: '{key}' is given as "
+                f"'{out[key]}' and '{text}'.")
+        out[key] = text
+    return out
+
+
 def validate_tag(key: str, value: Any) -> tuple[str, str]:
     validate_key("tag", key)
     text = value if isinstance(value, str) else str(value)

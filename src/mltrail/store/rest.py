@@ -46,7 +46,6 @@ from mltrail.errors import (
     ENDPOINT_NOT_FOUND,
     INTERNAL_ERROR,
     TEMPORARILY_UNAVAILABLE,
-    InvalidParameterValue,
     MltrailException,
     ResourceDoesNotExist,
 )
@@ -270,14 +269,7 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
             if mlist:
                 self._queue.put(run_id, orjson.dumps(mlist)[1:-1], len(mlist), (), ())
             return
-        plist: dict[str, str] = {}
-        for p in params:
-            key, text = v.validate_param(p.key, p.value)
-            if key in plist and plist[key] != text:
-                raise InvalidParameterValue(
-                    f"Duplicate parameter keys with different values in one batch: '{key}' is given as "
-                    f"'{plist[key]}' and '{text}'.")
-            plist[key] = text
+        plist = v.validate_batch_params(params)
         tlist = tuple(v.validate_tag(t.key, t.value) for t in tags)
         if batch_id is not None:
             self._drain()

@@ -354,14 +354,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
             key, value, ts, step = v.validate_metric(m.key, m.value, m.timestamp, m.step)
             nan = math.isnan(value)  # stored as 0 plus a flag: not every database keeps NaN
             metric_rows.append((key, step, ts, 0.0 if nan else value, nan, m.model_id))
-        param_map: dict[str, str] = {}
-        for p in params:
-            key, text = v.validate_param(p.key, p.value)
-            if key in param_map and param_map[key] != text:
-                raise InvalidParameterValue(
-                    f"Duplicate parameter keys with different values in one batch: '{key}' is given as "
-                    f"'{param_map[key]}' and '{text}'.")
-            param_map[key] = text
+        param_map = v.validate_batch_params(params)
         tag_map = dict(v.validate_tag(tg.key, tg.value) for tg in tags)
         self._batches.write(run_id, metric_rows, param_map, tag_map, batch_id, now_ms())
 
