@@ -54,6 +54,21 @@ def test_runs_commands_and_gc(sqlite_uri):
     assert "keep" in run_cli("runs", "list", uri=sqlite_uri).output
 
 
+def test_gc_forgets_old_batch_ids(sqlite_uri):
+    from sqlalchemy import insert, select
+
+    from mltrail.store import get_store
+    from mltrail.store.sql import schema
+
+    store = get_store(sqlite_uri)
+    with store.engine.begin() as conn:
+        conn.execute(insert(schema.applied_batches), [{"batch_id": "old", "applied_time": 0},
+                                                      {"batch_id": "new", "applied_time": 2**50}])
+    assert run_cli("gc", uri=sqlite_uri).exit_code == 0
+    with store.engine.connect() as conn:
+        assert [r.batch_id for r in conn.execute(select(schema.applied_batches))] == ["new"]
+
+
 def test_db_upgrade(tmp_path):
     r = CliRunner().invoke(main, ["db", "upgrade", f"sqlite:///{tmp_path}/fresh.db"])
     from mltrail.store.sql.migrations import HEAD

@@ -173,6 +173,12 @@ def gc(tracking_uri: str | None, older_than: str | None, run_ids: str | None) ->
         store.purge_run(run_id)
         click.echo(f"Purged run {run_id}")
     click.echo(f"{len(targets)} run(s) purged.")
+    prune = getattr(store, "prune_applied_batches", None)
+    if prune is not None:  # a journal resends within minutes; a month of ids is ample
+        prune(_BATCH_ID_RETENTION_MS)
+
+
+_BATCH_ID_RETENTION_MS = 30 * 86_400_000
 
 
 def _parse_age(text: str) -> int:

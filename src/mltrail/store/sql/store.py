@@ -525,6 +525,12 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
         self._write(purge)
 
+    def prune_applied_batches(self, older_than_ms: int) -> int:
+        """Forget idempotency ids of batches applied longer ago than any client would resend them."""
+        cutoff = now_ms() - older_than_ms
+        return self._write(lambda conn: conn.execute(delete(t.applied_batches).where(
+            t.applied_batches.c.applied_time < cutoff)).rowcount)
+
     def count_runs(self, experiment_ids: Sequence[str]) -> dict[str, int]:
         """Active runs per experiment (the UI's experiment list)."""
         ids = [_exp_id(e) for e in experiment_ids]
