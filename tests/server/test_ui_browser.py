@@ -179,6 +179,11 @@ def test_run_page_charts_smoothing_log_scale_and_zoom(page, site):
     page.wait_for_function(f"() => document.querySelector('{plot}').layout.xaxis.title.text.startsWith('relative')")
 
 
+def wait_for_preview_of(page, path):
+    # The pane shows "Loading…" (no name yet) between a click and the server's answer.
+    page.wait_for_function("p => document.querySelector('.preview-name')?.textContent === p", arg=path)
+
+
 def test_artifact_browser_previews_files(page, site):
     ids, base = site
     page.goto(f"{base}/runs/{ids['curves']}#artifacts")
@@ -189,20 +194,37 @@ def test_artifact_browser_previews_files(page, site):
     assert '"layers": [' in pre.inner_text()
     box.locator('a[data-path="notes"]').click()
     box.locator('a[data-path="notes/readme.txt"]').click()
-    page.wait_for_function("() => document.querySelector('.preview-name').textContent === 'notes/readme.txt'")
+    wait_for_preview_of(page, "notes/readme.txt")
     assert pre.inner_text() == "hello <script>window.__pwned=1</script>\n"  # shown as text, never run
     box.locator('a[data-path="report.html"]').click()
-    page.wait_for_function("() => document.querySelector('.preview-name').textContent === 'report.html'")
+    wait_for_preview_of(page, "report.html")
     assert pre.inner_text().startswith("<html>")
     box.locator('a[data-path="images"]').click()
     box.locator('a[data-path="images/sample.png"]').click()
     img = box.locator("img.preview-image")
     img.wait_for()
-    page.wait_for_function("() => document.querySelector('img.preview-image').naturalWidth === 32")
+    page.wait_for_function("() => document.querySelector('img.preview-image')?.naturalWidth === 32")
     box.locator('a[data-path="model_summary.txt"]').click()
     page.wait_for_function("() => document.querySelector('.preview pre') && "
                            "document.querySelector('.preview pre').textContent.includes('Total params: 15')")
     assert page.locator("#model-summary").inner_text().startswith('Model: "sequential"')
+
+
+def test_a_slow_preview_never_replaces_the_file_clicked_after_it(page, site):
+    ids, base = site
+    held = []  # the config.json preview request, answered only after the next file is shown
+    page.route("**/ui/api/preview?*config.json*", held.append)
+    page.goto(f"{base}/runs/{ids['curves']}#artifacts")
+    box = page.locator("#artifacts .artifacts")
+    box.locator('a[data-path="config.json"]').click()
+    page.wait_for_function("() => document.querySelector('.preview')?.textContent.includes('Loading')")
+    box.locator('a[data-path="report.html"]').click()
+    wait_for_preview_of(page, "report.html")
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_load_state("networkidle")
+    assert page.locator(".preview-name").inner_text() == "report.html"
+    assert page.locator(".preview pre").inner_text().startswith("<html>")
 
 
 def test_parallel_coordinates_of_a_search(page, site):

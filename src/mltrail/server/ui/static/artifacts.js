@@ -54,7 +54,12 @@
     a.classList.add("selected");
     pane.textContent = "";
     pane.appendChild(el("p", {class: "muted"}, "Loading…"));
+    // Clicks can outrun the server: only the latest request may fill the pane, so a slow
+    // answer for an earlier file never replaces the preview of the file now selected.
+    var ticket = (pane.dataset.ticket = String(Number(pane.dataset.ticket || 0) + 1));
+    function current() { return pane.dataset.ticket === ticket; }
     window.mltrail.getJSON(base() + "/ui/api/preview?" + apiQuery(box, a.getAttribute("data-path"))).then(function (p) {
+      if (!current()) return;
       pane.textContent = "";
       var head = el("div", {class: "preview-head"}, el("strong", {class: "preview-name"}, p.path),
         el("span", {class: "muted"}, size(p.size)), el("a", {href: p.url, download: p.name}, "Download"));
@@ -67,7 +72,10 @@
         pane.appendChild(el("pre", {class: "preview-text lang-" + p.kind}, p.text));
         if (p.truncated) pane.appendChild(el("p", {class: "muted"}, "Only the beginning of this file is shown."));
       }
-    }).catch(function (e) { pane.textContent = ""; pane.appendChild(el("p", {class: "error"}, e.message)); });
+    }).catch(function (e) {
+      if (!current()) return;
+      pane.textContent = ""; pane.appendChild(el("p", {class: "error"}, e.message));
+    });
   }
 
   document.querySelectorAll(".artifacts").forEach(function (box) {
