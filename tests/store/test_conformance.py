@@ -206,6 +206,21 @@ def test_batch_limits(store):
     assert len(store.get_metric_history(run_id, "m")) == 1000
 
 
+@pytest.mark.parametrize("size", [1, 3, 512, 999])
+def test_every_point_of_a_batch_is_stored_once_and_in_order(store, size):
+    # batches are written in chunks of power-of-two sizes: none may be lost or doubled at their edges
+    run_id = new_run(store).info.run_id
+    special = [math.nan, math.inf, -math.inf, -0.0]
+    points = [Metric(f"k{i % 3}", special[i % 4] if i % 97 == 5 else i * 0.5, 1000 + i, i // 3) for i in range(size)]
+    store.log_batch(run_id, metrics=points)
+    for key in {p.key for p in points}:
+        got = [(m.step, m.timestamp, m.value) for m in store.get_metric_history(run_id, key)]
+        want = [(p.step, p.timestamp, p.value) for p in points if p.key == key]
+        assert len(got) == len(want)
+        assert all(g[:2] == w[:2] and (g[2] == w[2] or (math.isnan(g[2]) and math.isnan(w[2])))
+                   for g, w in zip(got, want, strict=True))
+
+
 def test_value_length_limits(store):
     run_id = new_run(store).info.run_id
     with pytest.raises(InvalidParameterValue, match="6001"):

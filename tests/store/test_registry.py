@@ -308,6 +308,7 @@ def test_stages_and_latest_versions(store):
 def test_search_registered_models(store):
     for name, team in [("alpha", "a"), ("beta", "b"), ("Gamma", "a"), ("delta", None)]:
         store.create_registered_model(name, tags={"team": team} if team else None)
+        time.sleep(0.002)  # creation times a millisecond apart, so ordering by them is defined
     store.create_registered_model("prompt", tags={"mlflow.prompt.is_prompt": "true"})
 
     def names(filter_string=None, **kw):

@@ -19,12 +19,17 @@ from mltrail.errors import InvalidParameterValue, InvalidState, ResourceDoesNotE
 
 T = TypeVar("T")
 
+_METRIC_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+# A batch's metric rows go in as multi-row INSERTs of power-of-two sizes (1000 rows: 512 + 256 +
+# ... + 8): one statement per chunk instead of one per row is a quarter faster on SQLite and much
+# faster on PostgreSQL, and the drivers' statement caches see at most 10 different texts.
+_LARGEST_CHUNK = 512
+
 _SQL = {
     "run_stage": 'SELECT lifecycle_stage FROM runs WHERE run_uuid = ?',
     "batch_seen": 'SELECT batch_id FROM applied_batches WHERE batch_id = ?',
     "batch_mark": 'INSERT INTO applied_batches (batch_id, applied_time) VALUES (?, ?)',
-    "insert_metric": 'INSERT INTO metrics (run_uuid, "key", step, "timestamp", "value", is_nan, model_id) '
-                     'VALUES (?, ?, ?, ?, ?, ?, ?)',
+    "insert_metrics": 'INSERT INTO metrics (run_uuid, "key", step, "timestamp", "value", is_nan, model_id) VALUES ',
     "upsert_latest": 'INSERT INTO latest_metrics (run_uuid, "key", step, "timestamp", "value", is_nan) '
                      'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_uuid, "key") DO UPDATE SET '
                      'step = excluded.step, "timestamp" = excluded."timestamp", "value" = excluded."value", '
@@ -51,7 +56,31 @@ class BatchWriter:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         style = engine.dialect.paramstyle
-        self.sql = {k: (s if style == "qmark" else s.replace("?", "%s")) for k, s in _SQL.items()}
+        self._qmark = style == "qmark"
+        self.sql = {k: self._adapt(s) for k, s in _SQL.items()}
+        self._insert_metrics: dict[int, str] = {}
+
+    def _adapt(self, sql: str) -> str:
+        return sql if self._qmark else sql.replace("?", "%s")
+
+    def _insert_metrics_sql(self, n_rows: int) -> str:
+        sql = self._insert_metrics.get(n_rows)
+        if sql is None:
+            sql = self._insert_metrics[n_rows] = self.sql["insert_metrics"] + ", ".join(
+                [self._adapt(_METRIC_ROW)] * n_rows)
+        return sql
+
+    def _insert_metric_rows(self, cur: Any, run_id: str, metric_rows: list[tuple]) -> None:
+        start, size = 0, _LARGEST_CHUNK
+        while start < len(metric_rows):
+            while size > len(metric_rows) - start:
+                size //= 2
+            values: list[Any] = []
+            for row in metric_rows[start:start + size]:
+                values.append(run_id)
+                values.extend(row)
+            cur.execute(self._insert_metrics_sql(size), values)
+            start += size
 
     def _transaction(self, fn: Callable[[Any], T], attempts: int = 30) -> T:
         delay = 0.005
@@ -106,11 +135,7 @@ class BatchWriter:
             if "mlflow.runName" in tag_map:  # the name lives in both places, as in MLflow
                 cur.execute(sql["run_rename"], (tag_map["mlflow.runName"], run_id))
             if metric_rows:
-                rows = [(run_id, *r) for r in metric_rows]
-                if len(rows) == 1:
-                    cur.execute(sql["insert_metric"], rows[0])
-                else:
-                    cur.executemany(sql["insert_metric"], rows)
+                self._insert_metric_rows(cur, run_id, metric_rows)
                 newest: dict[str, tuple] = {}
                 for r in metric_rows:  # per key, the point with the highest (step, timestamp)
                     cur_best = newest.get(r[0])
