@@ -119,10 +119,15 @@ def paints(page) -> tuple[float, float]:
     return fcp, lcp
 
 
-def chart_time(page, n: int) -> float:
+def chart_time(page, n: int, phases: list[dict[str, float]] | None = None) -> float:
     page.wait_for_function(f"""() => {{ const d = document.querySelector('.plot[data-index="0"]');
         return d && d.data && d.data.length === {n} && window.mltrailCharts && window.mltrailCharts.renderedAt[0]; }}""",
                            timeout=60_000)
+    if phases is not None:  # where the time went: the page's HTML, the series' data, Plotly.js parsed
+        phases.append(page.evaluate("""() => {
+            const at = name => { const m = performance.getEntriesByName(name)[0]; return m ? Math.round(m.startTime) : null; };
+            return {html: Math.round(performance.getEntriesByType('navigation')[0].responseEnd),
+                    data: at('mltrail:data:0'), plotly: at('mltrail:plotly-ready')}; }"""))
     return page.evaluate("() => window.mltrailCharts.renderedAt[0]")
 
 
@@ -166,6 +171,7 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         table, table_lcp, table_html, cold, warm, table_rows = [], [], [], [], [], 0
+        cold_phases: list[dict[str, float]] = []
         compare = f"{url}/compare?run_ids={','.join(info['chart_ids'])}"
         for _ in range(a.reps):
             ctx = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -180,7 +186,7 @@ def main() -> None:
             table_rows = page.evaluate("() => document.querySelectorAll('#runs-body tr.run').length")
             ui.sampler.clear()  # cold: nothing sampled yet on the server, Plotly.js not in this context's cache
             page.goto(compare, wait_until="commit")
-            cold.append(chart_time(page, len(info["chart_ids"])))
+            cold.append(chart_time(page, len(info["chart_ids"]), cold_phases))
             page.goto(f"{url}/experiments/{info['table_exp']}")  # back to the table, then the chart again
             page.goto(compare, wait_until="commit")
             warm.append(chart_time(page, len(info["chart_ids"])))
@@ -192,7 +198,7 @@ def main() -> None:
             "table_html_received_ms": round(statistics.median(table_html)),
             "chart_cold_ms": round(statistics.median(cold)), "chart_warm_ms": round(statistics.median(warm)),
             "table_all_ms": [round(x) for x in table], "chart_cold_all_ms": [round(x) for x in cold],
-            "chart_warm_all_ms": [round(x) for x in warm]}
+            "chart_warm_all_ms": [round(x) for x in warm], "chart_cold_phases_ms": cold_phases}
     print(json.dumps(out))
 
 

@@ -320,6 +320,33 @@ def test_search_order_by_several_keys_and_missing_last(store, populated):
     assert names(store.search_runs([exp_id], order_by=["attributes.run_name DESC"])) == ["r4", "r3", "r2", "r1"]
 
 
+@pytest.mark.parametrize("others", [0, 30])  # the metric mostly in the searched experiment, or elsewhere
+def test_metric_ordered_search_pages_whichever_runs_hold_the_metric(store, others):
+    # SQLite walks the metric's index or scans the experiment, depending on where the metric's
+    # runs are: the pages must be the same either way
+    exp_id, elsewhere = store.create_experiment(f"ordered-{others}"), store.create_experiment(f"other-{others}")
+    for i in range(others):
+        run_id = new_run(store, elsewhere).info.run_id
+        store.log_batch(run_id, metrics=[Metric("acc", i / 10, now(), 0)])
+    expected = []
+    for name, acc, lr in [("a", 0.3, "x"), ("b", 0.9, "x"), ("c", 0.5, "y"), ("d", None, "x"), ("e", 0.7, "x")]:
+        run_id = new_run(store, exp_id, name=name).info.run_id
+        store.log_batch(run_id, metrics=[Metric("acc", acc, now(), 0)] if acc is not None else [],
+                        params=[Param("lr", lr)])
+        if lr == "x":
+            expected.append((acc is None, -(acc or 0), name))
+    expected = [name for *_, name in sorted(expected)]
+    seen, token = [], None
+    while True:
+        page = store.search_runs([exp_id], "params.lr = 'x'", order_by=["metrics.acc DESC"], max_results=2,
+                                 page_token=token)
+        seen += names(page)
+        token = page.token
+        if not token:
+            break
+    assert seen == expected == ["b", "e", "a", "d"]
+
+
 def test_search_pages(store, populated):
     exp_id, _ = populated
     seen, token = [], None

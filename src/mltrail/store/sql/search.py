@@ -1,8 +1,9 @@
 """search_runs and search_experiments: MLflow's filter grammar compiled to SQLAlchemy Core.
 
-Each filter comparison becomes `run_uuid IN (subquery on one key)`, served by the
-`(key, value)` indexes on latest_metrics, params and tags; each metric/param/tag in `order_by`
-becomes one LEFT JOIN. Runs lacking an ordered key sort last, whichever the direction.
+Each filter comparison becomes `EXISTS (a lookup of one key of the run)`, a primary-key probe of
+latest_metrics, params or tags; each metric/param/tag in `order_by` becomes a correlated scalar
+subquery. Runs lacking an ordered key sort last, whichever the direction. A search ordered by a
+metric first walks that metric's `(key, value)` index in order, so a page costs about its size.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ def _order_columns(order: Sequence[Any]) -> list[Any]:
     cols.append(runs.c.run_uuid)
     return cols
 
+_WALK_FACTOR = 4  # see SearchMixin._walk_metric_index
+
 
 class SearchMixin:
     engine: Any
@@ -155,11 +158,15 @@ class SearchMixin:
         offset = decode_token(page_token)
         runs = t.runs
         ids = [_exp_id(e) for e in experiment_ids]
-        conds = [runs.c.experiment_id.in_(ids), lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
+        conds = [lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
         conds += [_condition(c) for c in comparisons]
-        where = and_(*conds)
+        where = and_(runs.c.experiment_id.in_(ids), *conds)
         with self._read() as conn:
             if order and order[0].kind == "metric":
+                if self._walk_metric_index(conn, ids, order[0].key):
+                    # `experiment_id + 0` hides the experiment index from SQLite's planner, which
+                    # then cannot scan the experiment and must walk the metric's index instead
+                    where = and_((runs.c.experiment_id + 0).in_(ids), *conds)
                 rows = self._metric_ordered_page(conn, where, order, offset, max_results + 1)
             else:
                 rows = conn.execute(select(runs).where(where).order_by(*_order_columns(order))
@@ -169,6 +176,23 @@ class SearchMixin:
                 rows = rows[:max_results]
                 token = encode_token(offset + max_results)
             return PagedList(self._load_runs(conn, rows), token)
+
+    def _walk_metric_index(self, conn: Connection, experiment_ids: list[int], key: str) -> bool:
+        """Whether SQLite should find a metric-ordered page by walking the metric's index.
+
+        Walking costs up to one probe per run having the metric, in any experiment; scanning the
+        searched experiments costs one per run in them plus a sort. SQLite's planner, knowing
+        neither count, scans (100,000 runs: 330 ms, against 37 ms for the walk). Walk when the
+        metric's runs are at most a few times the experiments' runs: then the walk's worst case
+        is a few scans and its usual case a page. PostgreSQL's planner has statistics: left alone.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return False
+        runs, lm = t.runs, t.latest_metrics
+        n_runs = conn.execute(select(func.count()).where(runs.c.experiment_id.in_(experiment_ids))).scalar_one()
+        cap = _WALK_FACTOR * n_runs + 1
+        having = select(lm.c.run_uuid).where(lm.c.key == key).limit(cap).subquery()
+        return conn.execute(select(func.count()).select_from(having)).scalar_one() < cap
 
     @staticmethod
     def _metric_ordered_page(conn: Connection, where: Any, order: Sequence[Any], offset: int, limit: int) -> list:
