@@ -70,8 +70,8 @@ class UI:
             q = {k: v for k, v in query.items() if v not in (None, "", [])}
             return base + path + ("?" + urlencode(q, doseq=True) if q else "")
 
-        html = self.env.get_template(template).render(base=base, static=static, url=url, request=request,
-                                                      **context)
+        html = self.env.get_template(template).render(base=base, static=static, has_static=self.static.available,
+                                                      url=url, request=request, **context)
         return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
     def error_page(self, request: Request, status: int, message: str) -> Response:
