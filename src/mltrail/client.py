@@ -161,11 +161,14 @@ class Client(RegistryClientMixin):
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
         self.store.log_outputs(run_id, list(models))
 
-    def flush(self) -> None:
-        """Wait until every queued log call has been stored (remote stores queue; others don't)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued log call has been stored (remote stores queue; others don't).
+
+        `timeout` (seconds) bounds the wait; None means MLTRAIL_FLUSH_TIMEOUT (120 s by default).
+        """
         flush = getattr(self.store, "flush", None)
         if flush is not None:
-            flush()
+            flush(timeout)
 
     # ------------------------------------------------------------------ artifacts
     def _run_artifact_uri(self, run_id: str) -> str:

@@ -339,8 +339,11 @@ def log_inputs(datasets: Sequence[Any] | None = None, contexts: Sequence[str | N
 
 
 def flush(timeout: float | None = None) -> None:
-    """Wait until every log call made so far is stored; raise the first error, if any."""
-    _client().flush()
+    """Wait until every log call made so far is stored; raise the first error, if any.
+
+    `timeout` (seconds) bounds the wait for a remote server; None means MLTRAIL_FLUSH_TIMEOUT.
+    """
+    _client().flush(timeout)
 
 
 # ---------------------------------------------------------------------- search

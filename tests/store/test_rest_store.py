@@ -138,6 +138,9 @@ def test_logging_waits_out_a_server_restart(request, tmp_path, monkeypatch):
     with pytest.raises(MltrailException, match="Nothing is lost") as err:
         client.flush()
     assert err.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    monkeypatch.setenv("MLTRAIL_FLUSH_TIMEOUT", "600")
+    with pytest.raises(MltrailException, match="Nothing is lost"):
+        client.flush(timeout=0.5)  # the caller's timeout, not the environment's 10 minutes
     second = ServerThread(create_app(settings), port=port).start()
     request.addfinalizer(second.stop)
     request.addfinalizer(lambda: close_stores(first.uri))
