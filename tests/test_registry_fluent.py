@@ -160,5 +160,5 @@ def test_log_model_registers_and_registry_uris_load(tracking):
         client.transition_model_version_stage("tiny", 2, "Staging")
     staged = mltrail.pyfunc.load_model("models:/tiny/Staging")
     np.testing.assert_allclose(np.asarray(staged.predict(x)), expected, rtol=1e-5)
-    with pytest.raises(ResourceDoesNotExist):
+    with pytest.raises(InvalidParameterValue, match="alias missing not found"):
         mltrail.pyfunc.load_model("models:/tiny@missing")

@@ -35,13 +35,18 @@ CLIENT = textwrap.dedent("""
     client.set_model_version_tag("mlflow-clf", mv.version, "validated", "yes")
     rm = client.get_registered_model("mlflow-clf")
     by_alias = client.get_model_version_by_alias("mlflow-clf", "champion")
+    try:
+        client.get_model_version_by_alias("mlflow-clf", "no-such-alias")
+        missing_alias = None
+    except mlflow.exceptions.MlflowException as e:
+        missing_alias = [e.error_code, e.message]
     loaded = mlflow.pyfunc.load_model("models:/mlflow-clf@champion")
     np.testing.assert_allclose(np.asarray(loaded.predict(x)), model.predict(x, verbose=0), rtol=1e-5)
     keras_model = mlflow.tensorflow.load_model(f"models:/mlflow-clf/{mv2.version}")
     np.testing.assert_allclose(keras_model.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
     print(json.dumps({
         "versions": [mv.version, mv2.version], "model_id": info.model_id, "run_id": run.info.run_id,
-        "aliases": rm.aliases, "alias_version": by_alias.version, "tags": by_alias.tags,
+        "aliases": rm.aliases, "alias_version": by_alias.version, "tags": by_alias.tags, "missing_alias": missing_alias,
         "searched": [m.name for m in client.search_registered_models()],
         "found_versions": sorted(v.version for v in client.search_model_versions("name = 'mlflow-clf'")),
         "x": x.tolist(), "expected": model.predict(x, verbose=0).tolist(),
@@ -70,6 +75,8 @@ def test_real_mlflow_client_registers_and_loads_by_alias(server, tmp_path):  # n
     assert out["versions"] == ["1", "2"] and out["alias_version"] == "1"
     assert out["aliases"] == {"champion": "1"} and out["tags"] == {"validated": "yes"}
     assert out["searched"] == ["mlflow-clf"] and out["found_versions"] == ["1", "2"]
+    code, message = out["missing_alias"]  # the REST client puts the code in front of the message
+    assert code == "INVALID_PARAMETER_VALUE" and message.endswith("Registered model alias no-such-alias not found.")
 
     # what the real client registered is ours too: same lineage, same files, loadable by mltrail
     import mltrail

@@ -63,7 +63,7 @@ def test_registry_round_trip_over_rest(server):
                                         page_token=page.token)
     assert [v.version for v in page + rest] == ["1", "2"]
     client.delete_registered_model_alias("my model", "champion")
-    with pytest.raises(ResourceDoesNotExist):
+    with pytest.raises(InvalidParameterValue, match="Registered model alias champion not found"):
         client.get_model_version_by_alias("my model", "champion")
     assert client.rename_registered_model("my model", "renamed").name == "renamed"
     client.delete_model_version("renamed", 2)

@@ -265,8 +265,9 @@ def test_aliases(store):
     assert store.get_model_version_by_alias("m", "latest").version == "3"
     store.delete_registered_model_alias("m", "challenger")
     store.delete_registered_model_alias("m", "challenger")
-    with pytest.raises(ResourceDoesNotExist):
+    with pytest.raises(InvalidParameterValue) as missing:  # as MLflow: INVALID_PARAMETER_VALUE
         store.get_model_version_by_alias("m", "challenger")
+    assert missing.value.message == "Registered model alias challenger not found."
     store.delete_model_version("m", 3)  # its aliases go with it
     assert store.get_registered_model("m").aliases == {}
     for reserved in ("latest", "LATEST", "v1", "V12"):

@@ -357,8 +357,8 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
                 al = r.registered_model_aliases
                 number = conn.execute(select(al.c.version).where(and_(al.c.rm_id == rm_id, al.c.alias == alias))
                                       ).scalar()
-                if number is None:
-                    raise ResourceDoesNotExist(f"Registered model alias {alias} not found for model {name}.")
+                if number is None:  # MLflow's error code and words: callers test for them
+                    raise InvalidParameterValue(f"Registered model alias {alias} not found.")
             return self._load_versions(conn, [self._mv_row(conn, rm_id, name, number)], {rm_id: name})[0]
 
     # ---------------------------------------------------------------- sources
