@@ -11,6 +11,9 @@
   cfg.runs.forEach(function (r) { runs[r.id] = r; });
   var state = {x: "step", smoothing: 0, logY: false};
   var MAX_GL_CHARTS = 8;  // browsers keep ~16 WebGL contexts per page; each WebGL chart takes one
+  // SVG draws a default chart (at most 40,000 points) about twice as fast as WebGL, whose context
+  // and shaders cost more than they save at that size: WebGL only for charts larger than that
+  var GL_MIN_POINTS = 50000;
   var glCharts = 0;
   var renderedAt = {};  // chart index -> performance.now() of its first drawing (for benchmarks)
   var hasGL = (function () {
@@ -109,7 +112,7 @@
     if (!chart.drawn) {
       var points = 0;
       series.forEach(function (s) { points += s.steps.length; });
-      chart.gl = hasGL && points > 4000 && glCharts < MAX_GL_CHARTS;
+      chart.gl = hasGL && points > GL_MIN_POINTS && glCharts < MAX_GL_CHARTS;
       if (chart.gl) glCharts++;
       chart.div.textContent = "";
     }
