@@ -408,7 +408,13 @@ def test_a_0001_database_upgrades_to_the_registry(backend, tmp_path, request):
         eng.upgrade(engine)
     clear_cache()
     store = get_store(uri, artifact_root=str(tmp_path / "artifacts"))
-    assert HEAD == "0002" and eng.current_revision(store.engine) == "0002"
+    assert eng.current_revision(store.engine) == HEAD == "0003"
+    if backend == "postgres":  # 0003: the planner's statistics on (key, value) pairs
+        from sqlalchemy import text
+
+        with store.engine.connect() as conn:
+            names = set(conn.execute(text("SELECT stxname FROM pg_statistic_ext")).scalars())
+        assert {f"{t}_key_value_stats" for t in ("params", "tags", "latest_metrics")} <= names
     store.create_registered_model("after-upgrade")
     assert version_of(store, "after-upgrade").version == "1"
     engine.dispose()
