@@ -23,6 +23,7 @@ _RUN_ATTRIBUTES = {
     "end_time": "end_time", "user_id": "user_id", "artifact_uri": "artifact_uri",
     "lifecycle_stage": "lifecycle_stage", "experiment_id": "experiment_id",
 }
+_WALK_FACTOR = 4  # see SearchMixin._walk_metric_index
 
 
 def _apply(col: Any, op: str, value: Any) -> Any:
@@ -134,8 +135,6 @@ def _order_columns(order: Sequence[Any]) -> list[Any]:
     cols.append(runs.c.run_uuid)
     return cols
 
-_WALK_FACTOR = 4  # see SearchMixin._walk_metric_index
-
 
 class SearchMixin:
     engine: Any
@@ -163,11 +162,12 @@ class SearchMixin:
         where = and_(runs.c.experiment_id.in_(ids), *conds)
         with self._read() as conn:
             if order and order[0].kind == "metric":
+                walk_where = where
                 if self._walk_metric_index(conn, ids, order[0].key):
                     # `experiment_id + 0` hides the experiment index from SQLite's planner, which
                     # then cannot scan the experiment and must walk the metric's index instead
-                    where = and_((runs.c.experiment_id + 0).in_(ids), *conds)
-                rows = self._metric_ordered_page(conn, where, order, offset, max_results + 1)
+                    walk_where = and_((runs.c.experiment_id + 0).in_(ids), *conds)
+                rows = self._metric_ordered_page(conn, where, walk_where, order, offset, max_results + 1)
             else:
                 rows = conn.execute(select(runs).where(where).order_by(*_order_columns(order))
                                     .limit(max_results + 1).offset(offset)).all()
@@ -195,14 +195,16 @@ class SearchMixin:
         return conn.execute(select(func.count()).select_from(having)).scalar_one() < cap
 
     @staticmethod
-    def _metric_ordered_page(conn: Connection, where: Any, order: Sequence[Any], offset: int, limit: int) -> list:
+    def _metric_ordered_page(conn: Connection, where: Any, walk_where: Any, order: Sequence[Any], offset: int,
+                             limit: int) -> list:
         """Order by a metric in two parts: runs having it, walked in value order through the
-        `(key, value)` index (so a page costs its size, not the experiment's), then runs lacking it."""
+        `(key, value)` index (so a page costs its size, not the experiment's), then runs lacking it.
+        `walk_where` is `where` worded for the walk (see search_runs); the second part uses `where`."""
         runs, first = t.runs, order[0]
         lm = t.latest_metrics.alias("order_key")
         has_key = and_(lm.c.run_uuid == runs.c.run_uuid, lm.c.key == first.key, lm.c.is_nan == false())
         value = lm.c.value.asc() if first.ascending else lm.c.value.desc()
-        with_key = (select(runs).select_from(lm.join(runs, has_key)).where(where)
+        with_key = (select(runs).select_from(lm.join(runs, has_key)).where(walk_where)
                     .order_by(value, *_order_columns(order[1:])))
         rows = list(conn.execute(with_key.limit(limit).offset(offset)).all())
         if len(rows) >= limit:
