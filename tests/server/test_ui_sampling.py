@@ -1,5 +1,6 @@
-"""The UI's chart sampler: on SQLite it samples inside the database, and must keep exactly the
-points the store's own `get_metric_history_sampled` keeps; on other stores it uses that method."""
+"""The UI's chart data: on SQLite the store samples inside the database (store/sql/sampling.py) and
+must keep exactly the points the generic algorithm (store/downsample.py) keeps; other stores
+sample with that algorithm."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from mltrail.entities import Metric
 from mltrail.errors import InvalidParameterValue
 from mltrail.server.ui._sampling import Sampler, points_per_run
 from mltrail.store import get_store
+from mltrail.store.downsample import downsample
 
 
 @pytest.fixture
@@ -34,7 +36,9 @@ def _series(sampler: Sampler, rid: str, key: str, n: int, lo: int | None = None,
 
 
 def _expected(store, rid: str, key: str, n: int, lo: int | None = None, hi: int | None = None):
-    pts = store.get_metric_history_sampled(rid, key, n, lo, hi)
+    """What the generic algorithm keeps of the full history."""
+    full = [p for p in store.get_metric_history(rid, key) if (lo is None or p.step >= lo) and (hi is None or p.step <= hi)]
+    pts = downsample(full, n)
     return [p.step for p in pts], [None if not math.isfinite(p.value) else p.value for p in pts]
 
 
@@ -43,7 +47,6 @@ def test_sqlite_sampling_keeps_the_store_s_points(store, n_points, max_points):
     rng = random.Random(n_points)
     rid = _run(store, [(s, rng.gauss(0, 1)) for s in range(n_points)])
     sampler = Sampler(store)
-    assert sampler.fast
     got = _series(sampler, rid, "m", max_points)
     steps, values = _expected(store, rid, "m", max_points)
     assert got["steps"] == steps
@@ -92,5 +95,26 @@ def test_other_stores_use_the_store_s_method(store):
 
     rid = _run(store, [(s, float(s)) for s in range(300)])
     sampler = Sampler(Wrapped(store))
-    assert not sampler.fast
     assert _series(sampler, rid, "m", 50)["steps"] == _expected(store, rid, "m", 50)[0]
+
+
+def test_a_cached_sample_is_redone_once_its_series_grows(store):
+    rid = _run(store, [(s, 1.0) for s in range(500)])
+    sampler = Sampler(store)
+    assert _series(sampler, rid, "m", 100)["steps"][-1] == 499
+    assert _series(sampler, rid, "m", 100)["steps"][-1] == 499  # from the cache
+    store.log_batch(rid, metrics=[Metric("m", 9.0, 5000, 250)])  # a point in the middle, not at the end
+    assert 9.0 in _series(sampler, rid, "m", 100)["values"]
+    store.log_batch(rid, metrics=[Metric("m", 2.0, 6000, 900)])  # a new last point
+    got = _series(sampler, rid, "m", 100)
+    assert got["steps"][-1] == 900 and 9.0 in got["values"]
+    other = store.create_run(store.create_experiment("other"), "u", 0, [], "o").info.run_id
+    store.log_batch(other, metrics=[Metric("m", 3.0, 7000, 1)])  # another series' point: this sample stays
+    assert _series(sampler, rid, "m", 100) == got
+
+
+def test_the_store_s_own_sampled_history_is_the_same_sample(store):
+    rid = _run(store, [(s, float((s * 37) % 101)) for s in range(3000)])
+    via_store = store.get_metric_history_sampled(rid, "m", 80)
+    assert [p.step for p in via_store] == _expected(store, rid, "m", 80)[0]
+    assert [p.step for p in store.get_metric_history_sampled(rid, "m", 0, 10, 19)] == list(range(10, 20))

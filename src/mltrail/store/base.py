@@ -6,6 +6,7 @@ the epoch. One conformance suite (tests/store/test_conformance.py) runs against 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,6 +100,16 @@ class AbstractTrackingStore:
                                    min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
         """At most about `max_points` points: per bucket the min and max, with the first and last kept."""
         raise NotImplementedError
+
+    def get_metric_series_sampled(self, run_ids: Sequence[str], metric_key: str, max_points: int,
+                                  min_step: int | None = None,
+                                  max_step: int | None = None) -> list[list[tuple[int, int, float | None]]]:
+        """`get_metric_history_sampled` of several runs, as (step, timestamp, value or None for NaN)."""
+        out = []
+        for run_id in run_ids:
+            points = self.get_metric_history_sampled(run_id, metric_key, max_points, min_step, max_step)
+            out.append([(p.step, p.timestamp, None if math.isnan(p.value) else p.value) for p in points])
+        return out
 
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,

@@ -41,6 +41,7 @@ from mltrail.store.sql import schema as t
 from mltrail.store.sql.batch_writer import BatchWriter
 from mltrail.store.sql.logged_models import LoggedModelsMixin
 from mltrail.store.sql.registry import RegistryMixin
+from mltrail.store.sql.sampling import SeriesSampler
 from mltrail.store.sql.search import SearchMixin
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -74,6 +75,8 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
         self.engine = eng.make_engine(db_uri)
         eng.ensure_schema(self.engine)
         self._batches = BatchWriter(self.engine)
+        # SQLite samples metric series inside the database (see sampling.py); others in Python
+        self._sampler = SeriesSampler() if self.engine.dialect.name == "sqlite" else None
         self._ensure_default_experiment()
 
     def _write(self, fn: Any) -> Any:
@@ -393,6 +396,9 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
                                    min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
         from mltrail.store.downsample import downsample
 
+        if self._sampler is not None:
+            points = self._sampler.sample(self.engine, [run_id], metric_key, max_points, min_step, max_step)[0]
+            return [Metric(metric_key, math.nan if v is None else v, ts, step) for step, ts, v in points]
         m = t.metrics
         cond = [m.c.run_uuid == run_id, m.c.key == metric_key]
         if min_step is not None:
@@ -403,6 +409,20 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
             rows = conn.execute(select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan).where(and_(*cond))
                                 .order_by(m.c.step, m.c.timestamp, m.c.id)).all()
         return downsample([self._metric(r, metric_key) for r in rows], max_points)
+
+    def get_metric_series_sampled(self, run_ids: Sequence[str], metric_key: str, max_points: int,
+                                  min_step: int | None = None,
+                                  max_step: int | None = None) -> list[list[tuple[int, int, float | None]]]:
+        """Per run, `get_metric_history_sampled`'s points as (step, timestamp, value or None for NaN):
+        the UI's charts, without a Metric object per point (and cached, on SQLite)."""
+        if self._sampler is not None:
+            return self._sampler.sample(self.engine, run_ids, metric_key, max_points, min_step, max_step)
+        return super().get_metric_series_sampled(run_ids, metric_key, max_points, min_step, max_step)
+
+    def clear_sampled_series_cache(self) -> None:
+        """Forget cached samples (benchmarks measure a cold start with this)."""
+        if self._sampler is not None:
+            self._sampler.clear()
 
     # ---------------------------------------------------------------- loading runs
     def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
