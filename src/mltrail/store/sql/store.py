@@ -394,11 +394,11 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
     def get_metric_history_sampled(self, run_id: str, metric_key: str, max_points: int,
                                    min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
-        from mltrail.store.downsample import downsample
-
         if self._sampler is not None:
             points = self._sampler.sample(self.engine, [run_id], metric_key, max_points, min_step, max_step)[0]
             return [Metric(metric_key, math.nan if v is None else v, ts, step) for step, ts, v in points]
+        from mltrail.store.downsample import downsample
+
         m = t.metrics
         cond = [m.c.run_uuid == run_id, m.c.key == metric_key]
         if min_step is not None:
