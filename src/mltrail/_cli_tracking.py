@@ -155,7 +155,7 @@ def runs_restore(tracking_uri: str | None, run_id: str) -> None:
 @click.option("--run-ids", default=None, help="Comma-separated deleted runs to purge (default: all deleted runs).")
 def gc(tracking_uri: str | None, older_than: str | None, run_ids: str | None) -> None:
     """Permanently remove deleted runs and their artifacts."""
-    from mltrail.artifacts import get_artifact_repository
+    from mltrail.store.artifact import get_artifact_repository
 
     client = _client(tracking_uri)
     store = client.store

@@ -5,6 +5,7 @@ The git commit is read from `.git` files directly (no subprocess), walking up fr
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 
@@ -71,12 +72,18 @@ def git_commit(start: str) -> str | None:
     return None
 
 
-def system_tags() -> dict[str, str]:
-    from mltrail.client import _user
+def current_user() -> str:
+    """The operating system's name for who runs this process ("unknown" where it has none)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
+
+def system_tags() -> dict[str, str]:
     source = _source_name()
     tags = {
-        "mlflow.user": _user(),
+        "mlflow.user": current_user(),
         "mlflow.source.name": source,
         "mlflow.source.type": "NOTEBOOK" if _in_notebook() else "LOCAL",
     }

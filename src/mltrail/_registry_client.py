@@ -12,8 +12,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from mltrail.entities import ModelVersion, PagedList, RegisteredModel
+from mltrail.entities import ModelVersion, ModelVersionStage, PagedList, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from mltrail.store import get_store
 
 _STAGES_DEPRECATION = (
     "Model registry stages will be removed in a future major release. To learn more about the deprecation of "
@@ -41,8 +42,6 @@ class RegistryClientMixin:
 
     @property
     def _registry_store(self) -> Any:
-        from mltrail.store import get_store
-
         return get_store(self.registry_uri)
 
     # ------------------------------------------------------------------ registered models
@@ -147,8 +146,6 @@ class RegistryClientMixin:
 
     def get_model_version_stages(self, name: str, version: str | int) -> list[str]:
         _warn_stages("get_model_version_stages")
-        from mltrail.entities import ModelVersionStage
-
         return list(ModelVersionStage.ALL)
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,

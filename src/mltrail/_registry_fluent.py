@@ -17,36 +17,20 @@ from typing import Any
 from mltrail.client import Client
 from mltrail.entities import ModelVersion, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from mltrail.tracking_uri import get_registry_uri, get_tracking_uri, set_registry_uri
+from mltrail.uris import is_model_id
 
 _logger = logging.getLogger("mltrail.registry")
-_registry_uri: str | None = None
+__all__ = ["get_registry_uri", "set_registry_uri"]  # re-exported: where MLflow code finds them
 _MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
-def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
-    """Use `uri` for the module-level registry functions (default: the tracking URI)."""
-    global _registry_uri
-    _registry_uri = os.fspath(uri) if uri is not None else None
-
-
-def get_registry_uri() -> str:
-    """The registry URI: set_registry_uri's, else MLTRAIL_REGISTRY_URI / MLFLOW_REGISTRY_URI, else the tracking URI."""
-    from mltrail.tracking_uri import get_tracking_uri
-
-    return _registry_uri or os.environ.get("MLTRAIL_REGISTRY_URI") or os.environ.get("MLFLOW_REGISTRY_URI") \
-        or get_tracking_uri()
-
-
 def _client() -> Client:
-    from mltrail.tracking_uri import get_tracking_uri
-
     return Client(get_tracking_uri(), registry_uri=get_registry_uri())
 
 
 def _source_of(client: Client, model_uri: str) -> tuple[str, str | None, str | None]:
     """(source, run_id, model_id) to register for `model_uri`."""
-    from mltrail.models.model_uri import is_model_id
-
     if model_uri.startswith("runs:"):
         body = model_uri[len("runs:"):].lstrip("/")
         run_id, _, path = body.partition("/")

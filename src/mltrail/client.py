@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mltrail import _validation as v
+from mltrail._context import current_user
+from mltrail._images import to_png_bytes
 from mltrail._paths import join_relpath, safe_relpath
 from mltrail._registry_client import RegistryClientMixin
 from mltrail.entities import (
@@ -32,6 +34,9 @@ from mltrail.entities import (
     ViewType,
 )
 from mltrail.errors import InvalidParameterValue
+from mltrail.store import get_store
+from mltrail.store.artifact import get_artifact_repository
+from mltrail.tracking_uri import get_tracking_uri, registry_uri_if_set
 
 
 def now_ms() -> int:
@@ -42,20 +47,12 @@ class Client(RegistryClientMixin):
     """A client of one tracking store (by default the one `get_tracking_uri()` names)."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
-        from mltrail.tracking_uri import get_tracking_uri
-
         self.tracking_uri = tracking_uri or get_tracking_uri()
-        if registry_uri is None:
-            from mltrail._registry_fluent import _registry_uri as set_uri
-
-            registry_uri = set_uri or os.environ.get("MLTRAIL_REGISTRY_URI") or os.environ.get("MLFLOW_REGISTRY_URI")
-        self.registry_uri = registry_uri or self.tracking_uri
+        self.registry_uri = registry_uri or registry_uri_if_set() or self.tracking_uri
         self._artifact_uris: dict[str, str] = {}
 
     @property
     def store(self) -> Any:
-        from mltrail.store import get_store
-
         return get_store(self.tracking_uri)
 
     _tracking_client = property(lambda self: self)  # MLflow internals some code reaches for
@@ -96,7 +93,7 @@ class Client(RegistryClientMixin):
     def create_run(self, experiment_id: str, start_time: int | None = None, tags: dict[str, Any] | None = None,
                    run_name: str | None = None) -> Run:
         tag_list = [RunTag(k, str(val)) for k, val in (tags or {}).items()]
-        user = (tags or {}).get("mlflow.user") or _user()
+        user = (tags or {}).get("mlflow.user") or current_user()
         return self.store.create_run(str(experiment_id), user, start_time, tag_list, run_name)
 
     def get_run(self, run_id: str) -> Run:
@@ -179,8 +176,6 @@ class Client(RegistryClientMixin):
         return uri
 
     def _repo(self, root_uri: str) -> Any:
-        from mltrail.artifacts import get_artifact_repository
-
         return get_artifact_repository(self._resolve_artifact_root(root_uri))
 
     def _resolve_artifact_root(self, root_uri: str) -> str:
@@ -229,8 +224,6 @@ class Client(RegistryClientMixin):
     def log_image(self, run_id: str, image: Any, artifact_file: str | None = None, key: str | None = None,
                   step: int | None = None, timestamp: int | None = None) -> None:
         """Log a numpy array (HW, HWC; uint8 or floats in [0, 1]) or a PIL image as PNG."""
-        from mltrail._images import to_png_bytes
-
         if artifact_file is None and key is None:
             raise InvalidParameterValue("log_image needs `artifact_file` (a path such as 'image.png') or `key`.")
         data = to_png_bytes(image)
@@ -306,15 +299,6 @@ class Client(RegistryClientMixin):
 def _order_dict_to_str(o: dict[str, Any]) -> str:
     """MLflow's search_logged_models also takes [{"field_name": ..., "ascending": ...}]."""
     return f"{o['field_name']} {'ASC' if o.get('ascending', True) else 'DESC'}"
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 MlflowClient = Client

@@ -14,6 +14,7 @@ import urllib.parse
 
 _lock = threading.Lock()
 _explicit_uri: str | None = None
+_explicit_registry_uri: str | None = None
 DEFAULT_DIR = "mltrail"
 
 
@@ -46,6 +47,30 @@ def get_tracking_uri() -> str:
 def is_tracking_uri_set() -> bool:
     return _explicit_uri is not None or bool(
         os.environ.get("MLTRAIL_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+def scheme_of(uri: str) -> str:
+    """The lower-cased scheme of `uri` ("" for a plain path, including a Windows drive letter)."""
+    head, sep, _ = uri.partition(":")
+    if not sep or len(head) == 1 or "/" in head:  # a plain path (or a Windows drive letter)
+        return ""
+    return head.lower()
+
+
+def set_registry_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Use `uri` for the model registry from now on (None returns to the environment/tracking URI)."""
+    global _explicit_registry_uri
+    _explicit_registry_uri = os.fspath(uri) if uri is not None else None
+
+
+def registry_uri_if_set() -> str | None:
+    """set_registry_uri's URI, else MLTRAIL_REGISTRY_URI / MLFLOW_REGISTRY_URI, else None."""
+    return _explicit_registry_uri or os.environ.get("MLTRAIL_REGISTRY_URI") or os.environ.get("MLFLOW_REGISTRY_URI")
+
+
+def get_registry_uri() -> str:
+    """The registry URI in force: the one set or configured, else the tracking URI."""
+    return registry_uri_if_set() or get_tracking_uri()
 
 
 def local_dir_of(uri: str) -> str | None:

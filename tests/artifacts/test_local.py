@@ -7,9 +7,9 @@ import os
 import pytest
 from repo_contract import RepositoryContract, listing
 
-from mltrail.artifacts import get_artifact_repository
-from mltrail.artifacts.local import LocalArtifactRepository
+from mltrail.store.artifact import get_artifact_repository
 from mltrail.errors import InvalidParameterValue
+from mltrail.store.artifact.local import LocalArtifactRepository
 
 
 @pytest.fixture

@@ -230,7 +230,7 @@ def test_artifacts_through_the_proxy(client, tmp_path):
 
 
 def test_mlflow_artifacts_uri_resolves_against_the_tracking_uri(uri, tmp_path):
-    from mltrail.artifacts import get_artifact_repository
+    from mltrail.store.artifact import get_artifact_repository
 
     mltrail.set_tracking_uri(uri)
     repo = get_artifact_repository("mlflow-artifacts:/0/shared")

@@ -112,7 +112,7 @@ class _UriDatasetSource(DatasetSource):
         return cls(str(raw_source))
 
     def load(self, dst_path: str | None = None) -> str:
-        from mltrail.artifacts import download_uri
+        from mltrail.uris import download_uri
 
         return download_uri(self._uri, dst_path)
 
@@ -133,7 +133,7 @@ class LocalArtifactDatasetSource(_UriDatasetSource):
         return scheme in ("", "file") or len(scheme) == 1
 
     def load(self, dst_path: str | None = None) -> str:
-        from mltrail.artifacts.local import local_path_of
+        from mltrail.store.artifact.local import local_path_of
 
         path = local_path_of(self._uri)
         if dst_path is None and os.path.exists(path):

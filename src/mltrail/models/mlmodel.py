@@ -204,7 +204,7 @@ class Model:
 
         path = os.fspath(path)
         if not os.path.exists(path):
-            from mltrail.models.model_uri import resolve_model_uri
+            from mltrail.uris import resolve_model_uri
 
             path = resolve_model_uri(path)
         if os.path.isdir(path):

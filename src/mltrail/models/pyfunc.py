@@ -125,7 +125,7 @@ def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = Fals
     """Load any model URI (models:/, runs:/, a path, an artifact URI) as a PyFuncModel.
 
     Args:
-        model_uri: where the model is (see `mltrail.models.model_uri`).
+        model_uri: where the model is (see `mltrail.uris`).
         suppress_warnings: don't warn about a Python version mismatch.
         dst_path: download the model here (default: used in place when local, else a temp dir).
         model_config: accepted for MLflow compatibility; TensorFlow models take none.
@@ -134,7 +134,7 @@ def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = Fals
         InvalidParameterValue: the model has no python_function flavor or names a loader that is not
             a registered flavor.
     """
-    from mltrail.models.model_uri import resolve_model_uri
+    from mltrail.uris import resolve_model_uri
 
     uri = os.fspath(model_uri)
     local = resolve_model_uri(uri, dst_path)

@@ -25,7 +25,7 @@ from mltrail.errors import (
     InvalidParameterValue,
     MltrailException,
 )
-from mltrail.store._rest_json import as_int, as_str
+from mltrail.store.rest_json import as_int, as_str
 
 logger = logging.getLogger("mltrail.server")
 JSON = "application/json"

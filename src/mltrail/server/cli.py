@@ -110,8 +110,7 @@ def server(access_log: bool, **kw: Any) -> None:
 @_options
 def ui(access_log: bool, **kw: Any) -> None:
     """Run the UI and REST API over the local store (./mltrail or the tracking URI in force)."""
-    from mltrail.store import scheme_of
-    from mltrail.tracking_uri import default_artifact_root_for, get_tracking_uri, local_dir_of
+    from mltrail.tracking_uri import default_artifact_root_for, get_tracking_uri, local_dir_of, scheme_of
 
     if kw["backend_store_uri"] is None:
         uri = get_tracking_uri()

@@ -28,7 +28,7 @@ class ArtifactsNotServed(MltrailException):
 
 
 def _is_local(uri: str) -> bool:
-    from mltrail.store import scheme_of
+    from mltrail.tracking_uri import scheme_of
 
     return scheme_of(uri) in ("", "file")
 
@@ -81,7 +81,7 @@ class ServerContext:
                 "The artifact proxy is disabled: this server runs with --no-serve-artifacts. Clients must "
                 "write to the artifact store directly.")
         if self._dest_repo is None:
-            from mltrail.artifacts import get_artifact_repository
+            from mltrail.store.artifact import get_artifact_repository
 
             if _is_local(self.destination):
                 os.makedirs(_local_path(self.destination), exist_ok=True)
@@ -94,7 +94,7 @@ class ServerContext:
         if rel is not None:
             return self.proxy_repo(), rel
         if _is_local(uri):
-            from mltrail.artifacts.local import LocalArtifactRepository
+            from mltrail.store.artifact.local import LocalArtifactRepository
 
             path = os.path.realpath(_local_path(uri))
             for root in self.local_roots:
@@ -106,7 +106,7 @@ class ServerContext:
                 "not read local files elsewhere.")
         if uri.startswith(("http://", "https://")):
             raise InvalidParameterValue(f"The artifact location {uri!r} is not served by this server.")
-        from mltrail.artifacts import get_artifact_repository
+        from mltrail.store.artifact import get_artifact_repository
 
         return get_artifact_repository(uri), ""
 
@@ -130,7 +130,7 @@ class ServerContext:
                     f"Invalid artifact location {location!r}: an http(s) location must be this server's "
                     "artifact proxy (.../api/2.0/mlflow-artifacts/artifacts/...); use mlflow-artifacts:/PATH.")
             return location
-        from mltrail.store import scheme_of
+        from mltrail.tracking_uri import scheme_of
 
         scheme = scheme_of(location)
         rest = location[len(scheme) + 1:]

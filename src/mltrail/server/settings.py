@@ -47,8 +47,13 @@ class ServerSettings:
 
     def resolved(self) -> ServerSettings:
         """A copy with every default filled in and local paths made absolute."""
-        from mltrail.store import scheme_of
-        from mltrail.tracking_uri import DEFAULT_DIR, _absolutize, default_artifact_root_for, local_dir_of
+        from mltrail.tracking_uri import (
+            DEFAULT_DIR,
+            _absolutize,
+            default_artifact_root_for,
+            local_dir_of,
+            scheme_of,
+        )
 
         backend = self.backend_store_uri or os.path.join(DEFAULT_DIR)
         backend = _absolutize(backend)

@@ -25,7 +25,7 @@ def clean_name(name: str | None) -> str:
 
 def default_model_name(model_uri: str, local_dir: str | None = None) -> str:
     """The name a model is served (and exported) under: from its URI, else its logged model's name."""
-    from mltrail.models.model_uri import is_model_id
+    from mltrail.uris import is_model_id
 
     uri = model_uri.strip()
     if uri.startswith("models:"):
@@ -62,7 +62,7 @@ def export_tf_serving(model_uri: str, out_dir: str, name: str | None = None, ver
         ResourceAlreadyExists: the version directory exists and is not empty.
     """
     from mltrail.models.mlmodel import Model
-    from mltrail.models.model_uri import resolve_model_uri
+    from mltrail.uris import resolve_model_uri
 
     local = resolve_model_uri(model_uri)
     meta = Model.load(local)
@@ -143,8 +143,8 @@ def generate_dockerfile(model_uri: str, out_dir: str, base_image: str | None = N
     Returns:
         The Dockerfile's path.
     """
-    from mltrail.models.model_uri import resolve_model_uri
     from mltrail.serving._env import install_spec, local_mltrail_source, read_requirements
+    from mltrail.uris import resolve_model_uri
 
     local = resolve_model_uri(model_uri)
     out = os.path.abspath(out_dir)

@@ -27,7 +27,7 @@ def _fail(e: MltrailException) -> None:
 
 
 def _resolve(model_uri: str) -> str:
-    from mltrail.models.model_uri import resolve_model_uri
+    from mltrail.uris import resolve_model_uri
 
     try:
         return resolve_model_uri(model_uri)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue
+from mltrail.tracking_uri import scheme_of
 
 _factories: dict[str, Callable[[str, str | None], Any]] = {}
 _cache: dict[tuple[str, str | None], Any] = {}
@@ -50,13 +51,6 @@ for _scheme in ("sqlite", "postgresql", "postgres", "postgresql+psycopg", "postg
 register_store("file", _dir_store)
 register_store("http", _rest_store)
 register_store("https", _rest_store)
-
-
-def scheme_of(uri: str) -> str:
-    head, sep, _ = uri.partition(":")
-    if not sep or len(head) == 1 or "/" in head:  # a plain path (or a Windows drive letter)
-        return ""
-    return head.lower()
 
 
 def get_store(uri: str | None = None, artifact_root: str | None = None) -> Any:

@@ -127,7 +127,7 @@ def split_location(uri: str, trusted: bool) -> tuple[str, str, tuple[str, ...]]:
         trusted: a location the store made itself (normalised, never refused); an untrusted one
             (a user's source) is refused if it holds `..`, a query, a fragment or percent-encoding.
     """
-    from mltrail.store import scheme_of
+    from mltrail.tracking_uri import scheme_of
 
     if not trusted and ("?" in uri or "#" in uri):
         raise _refuse(uri, "it has a query or fragment ('?' or '#')")

@@ -49,7 +49,7 @@ from mltrail.errors import (
     MltrailException,
     ResourceDoesNotExist,
 )
-from mltrail.store import _rest_json as rj
+from mltrail.store import rest_json as rj
 from mltrail.store.base import AbstractTrackingStore
 from mltrail.store.journal import LogQueue, TransientError, journal_files, journal_root, recover
 from mltrail.store.rest_registry import RestRegistryMixin

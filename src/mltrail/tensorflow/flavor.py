@@ -382,7 +382,7 @@ def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None,
         `tf.saved_model.load` returns, callable as `obj.serve(x)` or through
         `obj.signatures["serving_default"]`.
     """
-    from mltrail.models.model_uri import resolve_model_uri
+    from mltrail.uris import resolve_model_uri
 
     local = resolve_model_uri(model_uri, dst_path)
     return _load_local(local, _flavor_conf(local), custom_objects, keras_model_kwargs, saved_model_kwargs)

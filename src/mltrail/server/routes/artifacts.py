@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from mltrail._paths import resolve_under, safe_relpath
-from mltrail.artifacts.local import LocalArtifactRepository
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
 from mltrail.server._http import (
     Call,
@@ -32,7 +31,8 @@ from mltrail.server._http import (
     internal_error,
     json_response,
 )
-from mltrail.store._rest_json import file_info_to_json
+from mltrail.store.artifact.local import LocalArtifactRepository
+from mltrail.store.rest_json import file_info_to_json
 
 # served files are never interpreted by the browser as part of this origin's pages
 _SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}

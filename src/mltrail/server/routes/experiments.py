@@ -7,7 +7,7 @@ from typing import Any
 from mltrail.entities import ViewType
 from mltrail.errors import ResourceDoesNotExist
 from mltrail.server._http import Call
-from mltrail.store._rest_json import experiment_to_json, key_values
+from mltrail.store.rest_json import experiment_to_json, key_values
 
 
 def create_experiment(call: Call) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
-from mltrail.store._rest_json import metric_to_json
+from mltrail.store.rest_json import metric_to_json
 
 MAX_SAMPLED_POINTS = 100_000
 MAX_BULK_RUNS = 200

@@ -7,7 +7,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
-from mltrail.store._rest_json import key_values, logged_model_to_json, model_status_from_json
+from mltrail.store.rest_json import key_values, logged_model_to_json, model_status_from_json
 
 
 def create_logged_model(call: Call) -> dict[str, Any]:

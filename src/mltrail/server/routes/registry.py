@@ -11,7 +11,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
-from mltrail.store._rest_json import key_values
+from mltrail.store.rest_json import key_values
 
 
 def _rm(model: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunTag, ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
-from mltrail.store._rest_json import (
+from mltrail.store.rest_json import (
     as_float,
     as_int,
     dataset_input_from_json,

@@ -62,7 +62,7 @@ class ArtifactView:
         return out
 
     def local_file(self, rel: str) -> str | None:
-        from mltrail.artifacts.local import LocalArtifactRepository
+        from mltrail.store.artifact.local import LocalArtifactRepository
 
         if not isinstance(self.repo, LocalArtifactRepository):
             return None

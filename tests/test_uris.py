@@ -12,7 +12,7 @@ from mltrail import Client
 from mltrail.entities import LoggedModelOutput
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.models import Model
-from mltrail.models.model_uri import is_model_id, resolve_model_uri
+from mltrail.uris import is_model_id, resolve_model_uri
 
 
 def _model_dir(path, marker: str):

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mltrail._paths import safe_relpath
-from mltrail.artifacts.base import ArtifactRepository
 from mltrail.entities import FileInfo
 from mltrail.errors import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, InvalidParameterValue, MltrailException
+from mltrail.store.artifact.base import ArtifactRepository
 
 ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
 _CHUNK = 1024 * 1024
@@ -127,7 +127,7 @@ class HttpArtifactRepository(ArtifactRepository):
 
     # ------------------------------------------------------------------ reading
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
-        from mltrail.store._rest_json import file_info_from_json
+        from mltrail.store.rest_json import file_info_from_json
 
         rel = safe_relpath(path)
         resp = self.http.request("GET", ANCHOR, params={"path": self._full(rel)})

@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mltrail._paths import safe_relpath
-from mltrail.artifacts.base import ArtifactRepository
 from mltrail.entities import FileInfo
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
+from mltrail.store.artifact.base import ArtifactRepository
 
 _logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Resolve a model URI to a local directory.
+"""The one reader of model and artifact URIs: resolve them to a local directory, or download them.
 
 Accepted: `models:/<model_id>[/path]` (a logged model), `models:/<name>/<version>`,
 `models:/<name>/latest` and `models:/<name>@<alias>` (registry), `runs:/<run_id>/<name>[/path]`
@@ -15,9 +15,14 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any
+from collections.abc import Callable
 
+from mltrail._paths import resolve_under, safe_relpath
+from mltrail.client import Client
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+from mltrail.store.artifact import get_artifact_repository
+from mltrail.store.artifact.local import local_path_of
+from mltrail.tracking_uri import scheme_of
 
 _MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 _MAX_DEPTH = 5
@@ -28,17 +33,8 @@ def is_model_id(value: str) -> bool:
     return bool(_MODEL_ID.match(value))
 
 
-def _client(tracking_uri: str | None) -> Any:
-    from mltrail.client import Client
-
-    return Client(tracking_uri)
-
-
 def _local_path_of(uri: str) -> str | None:
     """The local directory a `file:` URI or plain path names; None for remote URIs."""
-    from mltrail.artifacts.local import local_path_of
-    from mltrail.store import scheme_of
-
     if scheme_of(uri) in ("", "file"):
         return os.path.abspath(local_path_of(uri))
     return None
@@ -59,10 +55,9 @@ def _place(local: str, dst_path: str | None, what: str) -> str:
     return target
 
 
-def _under(location: str, subpath: str, dst_path: str | None, what: str, download: Any) -> str:
+def _under(location: str, subpath: str, dst_path: str | None, what: str,
+           download: Callable[[str, str], str]) -> str:
     """The model files at `location`/`subpath`: in place when local, else via `download(subpath, dst)`."""
-    from mltrail._paths import resolve_under, safe_relpath
-
     subpath = safe_relpath(subpath)
     local_root = _local_path_of(location)
     if local_root is not None:
@@ -71,7 +66,7 @@ def _under(location: str, subpath: str, dst_path: str | None, what: str, downloa
 
 
 def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tracking_uri: str | None) -> str:
-    client = _client(tracking_uri)
+    client = Client(tracking_uri)
     model = client.get_logged_model(model_id)
     return _under(model.artifact_location, subpath, dst_path, f"models:/{model_id}",
                   lambda p, d: client.download_logged_model_artifacts(model_id, p, d))
@@ -80,7 +75,7 @@ def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tra
 def _resolve_registry(uri: str, name: str, version: str | None, alias: str | None, subpath: str,
                       dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
     """`models:/<name>/<version|latest|stage>` and `models:/<name>@<alias>` through the model registry."""
-    client = _client(tracking_uri)
+    client = Client(tracking_uri)
     if alias is not None:
         mv = client.get_model_version_by_alias(name, alias)
     elif version is not None and version.isdigit():
@@ -91,7 +86,7 @@ def _resolve_registry(uri: str, name: str, version: str | None, alias: str | Non
         if not versions:
             raise ResourceDoesNotExist(f"No versions of registered model {name!r} match {uri!r}.")
         mv = max(versions, key=lambda v: int(v.version))
-    model_id = getattr(mv, "model_id", None)
+    model_id = mv.model_id
     source = f"models:/{model_id}" if model_id else str(mv.source)
     if subpath:
         source = f"{source.rstrip('/')}/{subpath}"
@@ -121,7 +116,7 @@ def _resolve_runs_uri(uri: str, dst_path: str | None, tracking_uri: str | None) 
     run_id, _, path = body.partition("/")
     if not run_id:
         raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected runs:/<run_id>/<artifact path>.")
-    client = _client(tracking_uri)
+    client = Client(tracking_uri)
     run = client.get_run(run_id)
     first, _, rest = path.strip("/").partition("/")
     if first:
@@ -156,8 +151,6 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
     Returns:
         A local path.
     """
-    from mltrail.store import scheme_of
-
     if _depth > _MAX_DEPTH:
         raise InvalidParameterValue(f"Model URI {model_uri!r} refers to itself through too many registry hops.")
     uri = os.fspath(model_uri)
@@ -174,6 +167,19 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
         raise InvalidParameterValue(
             f"Unsupported model URI {uri!r}: expected models:/..., runs:/..., a local path, file:// or an "
             "artifact URI (s3://, mlflow-artifacts:/, http(s)://).")
-    from mltrail.artifacts import download_uri
-
     return download_uri(uri, dst_path or tempfile.mkdtemp(prefix="mltrail-model-"), tracking_uri)
+
+
+def download_uri(artifact_uri: str, dst_path: str | None = None, tracking_uri: str | None = None) -> str:
+    """Download whatever an artifact URI (including `runs:/` and `models:/`) names; return the local path."""
+    if artifact_uri.startswith("runs:/"):
+        run_id, _, path = artifact_uri[len("runs:/"):].partition("/")
+        return Client(tracking_uri).download_artifacts(run_id, path, dst_path)
+    if artifact_uri.startswith("models:/"):
+        # a copy, never the store's own files (a user may edit what they downloaded)
+        return resolve_model_uri(artifact_uri, dst_path=dst_path or tempfile.mkdtemp(prefix="mltrail-download-"))
+    root, _, name = artifact_uri.rstrip("/").rpartition("/")
+    repo = get_artifact_repository(root or artifact_uri)
+    if not root:
+        return repo.download_artifacts("", dst_path)
+    return repo.download_artifacts(name, dst_path)

@@ -9,9 +9,9 @@ import tempfile
 import urllib.parse
 
 from mltrail._paths import resolve_under, safe_relpath
-from mltrail.artifacts.base import ArtifactRepository
 from mltrail.entities import FileInfo
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+from mltrail.store.artifact.base import ArtifactRepository
 
 
 def local_path_of(uri: str) -> str:
