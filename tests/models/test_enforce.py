@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mltrail.errors import InvalidParameterValue, MltrailWarning
-from mltrail.models._enforce import enforce_params, enforce_schema
+from mltrail.models.enforce import enforce_params, enforce_schema
 from mltrail.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 IMAGES = Schema([TensorSpec(np.dtype(np.float32), (-1, 28, 28, 3), "input")])

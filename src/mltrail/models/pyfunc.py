@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue, MltrailWarning
-from mltrail.models._enforce import enforce_params, enforce_schema
+from mltrail.models.enforce import enforce_params, enforce_schema
 from mltrail.models.mlmodel import Model
 
 FLAVOR_NAME = "python_function"

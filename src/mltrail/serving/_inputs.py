@@ -209,7 +209,7 @@ def validate(data: Any, schema: Any) -> Any:
     Raises:
         InvalidParameterValue: a wrong shape, dtype or missing input (the message names expected and received).
     """
-    from mltrail.models._enforce import enforce_schema
+    from mltrail.models.enforce import enforce_schema
 
     try:
         return enforce_schema(data, schema)
