@@ -56,6 +56,10 @@ LAYERS: list[tuple[str, str, list[str]]] = [
      ["mltrail.entities", "mltrail.errors", "mltrail.types", "mltrail.version"]),
 ]
 
+# Private names that are protocols, not secrets: MLflow's pyfunc loader calls a flavor module's
+# `_load_pyfunc`, so a flavor package re-exports it from the module that defines it.
+PROTOCOL_NAMES = {"_load_pyfunc"}
+
 
 @dataclass
 class Module:
@@ -91,10 +95,15 @@ def _longest_module(name: str, modules: dict[str, Module]) -> str:
     return name
 
 
+def _first_sentence(doc: str) -> str:
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    head, sep, _ = paragraph.partition(". ")
+    return head + "." if sep else paragraph
+
+
 def _read(module: Module, modules: dict[str, Module]) -> None:
     tree = ast.parse(module.path.read_text(), str(module.path))
-    doc = ast.get_docstring(tree) or ""
-    module.doc = doc.strip().splitlines()[0] if doc.strip() else ""
+    module.doc = _first_sentence(ast.get_docstring(tree) or "")
     aliases: dict[str, str] = {}  # local name -> our module it stands for
     for node in ast.walk(tree):
         targets: list[tuple[str, str | None]] = []  # (module, name taken from it)
@@ -128,7 +137,7 @@ def _read(module: Module, modules: dict[str, Module]) -> None:
             if resolved == module.name:
                 continue
             module.imports.setdefault(resolved, []).append(node.lineno)
-            if name and name.startswith("_") and not name.startswith("__"):
+            if name and name.startswith("_") and not name.startswith("__") and name not in PROTOCOL_NAMES:
                 module.private_uses.append((node.lineno, f"from {resolved} import {name}"))
     # `alias._private` where alias is one of our modules
     for node in ast.walk(tree):
@@ -165,6 +174,10 @@ def _owner_package(name: str) -> str:
     return name
 
 
+def _where(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
+
+
 def problems(modules: dict[str, Module]) -> list[str]:
     out: list[str] = []
     for module in modules.values():
@@ -174,7 +187,7 @@ def problems(modules: dict[str, Module]) -> list[str]:
             out.append(str(exc.args[0]))
             continue
         for target, lines in sorted(module.imports.items()):
-            where = f"{module.path.relative_to(ROOT)}:{lines[0]}"
+            where = f"{_where(module.path)}:{lines[0]}"
             if layer_of(target) < own:
                 out.append(f"{where}: {module.name} ({LAYERS[own][0]}) imports {target} "
                            f"({LAYERS[layer_of(target)][0]}), a layer above it")
@@ -184,7 +197,7 @@ def problems(modules: dict[str, Module]) -> list[str]:
                     out.append(f"{where}: {module.name} imports the private module {target} "
                                f"from outside {owner}")
         for line, text in module.private_uses:
-            out.append(f"{module.path.relative_to(ROOT)}:{line}: {module.name} uses the private name {text}")
+            out.append(f"{_where(module.path)}:{line}: {module.name} uses the private name {text}")
     out.extend(f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(modules))
     return out
 

@@ -22,10 +22,10 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     """Use `uri` from now on in this process (None returns to the environment/default)."""
     global _explicit_uri
     with _lock:
-        _explicit_uri = None if uri is None else _absolutize(os.fspath(uri))
+        _explicit_uri = None if uri is None else absolutize(os.fspath(uri))
 
 
-def _absolutize(uri: str) -> str:
+def absolutize(uri: str) -> str:
     """Pin relative paths to the directory current when the URI was set (as MLflow does)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") and uri != "sqlite:///:memory:":
         return "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])
@@ -40,7 +40,7 @@ def get_tracking_uri() -> str:
         return _explicit_uri
     env = os.environ.get("MLTRAIL_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if env:
-        return _absolutize(env)
+        return absolutize(env)
     return "sqlite:///" + os.path.abspath(os.path.join(DEFAULT_DIR, "mltrail.db"))
 
 

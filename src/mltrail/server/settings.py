@@ -49,14 +49,14 @@ class ServerSettings:
         """A copy with every default filled in and local paths made absolute."""
         from mltrail.tracking_uri import (
             DEFAULT_DIR,
-            _absolutize,
+            absolutize,
             default_artifact_root_for,
             local_dir_of,
             scheme_of,
         )
 
         backend = self.backend_store_uri or os.path.join(DEFAULT_DIR)
-        backend = _absolutize(backend)
+        backend = absolutize(backend)
         scheme = scheme_of(backend)
         if scheme in ("", "file"):
             directory = local_dir_of(backend) or backend

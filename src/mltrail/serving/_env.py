@@ -55,9 +55,7 @@ def local_mltrail_source() -> tuple[str, bool] | None:
             if os.path.isfile(os.path.join(path, "pyproject.toml")):
                 return path, bool((info.get("dir_info") or {}).get("editable"))
     # not installed at all (run from a checkout on sys.path): src/mltrail -> the project two levels up
-    import mltrail
-
-    project = Path(mltrail.__file__).resolve().parents[2]
+    project = Path(__file__).resolve().parents[3]  # src/mltrail/serving/_env.py
     if (project / "pyproject.toml").is_file() and (project / "src" / "mltrail").is_dir():
         return str(project), True
     return None

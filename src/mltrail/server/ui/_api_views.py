@@ -19,10 +19,10 @@ from starlette.responses import FileResponse, Response
 
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import json_response
-from mltrail.server.ui._app import UI
 from mltrail.server.ui._artifacts import SAFE_HEADERS, ArtifactView, media_type
 from mltrail.server.ui._runs import page_size, parse_columns, runs_page
 from mltrail.server.ui._sampling import points_per_run
+from mltrail.server.ui._ui import UI
 
 _NO_STORE = {"Cache-Control": "no-store"}
 

@@ -1,81 +1,26 @@
-"""The UI's Starlette app: routes, the Jinja2 environment, security headers and error pages.
+"""The UI's Starlette app: its routes, and the wrappers that turn handlers into endpoints.
 
 Page and API handlers are plain synchronous functions `handler(ui, request) -> Response` (the
-stores are synchronous); they run on the thread pool. Pages are Jinja2 templates with
-autoescaping on everything, and a Content-Security-Policy that only allows this server's own
-scripts: stored names, tags or MLmodel contents can never run as script.
+stores are synchronous); they run on the thread pool. An error becomes an error page for a page
+and MLflow's JSON error shape for an API call.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mltrail.errors import MltrailException
 from mltrail.server._http import json_response, logger
-from mltrail.server.ui._format import FILTERS
-from mltrail.server.ui._sampling import Sampler
-from mltrail.server.ui._static import StaticFiles
-from mltrail.version import __version__
-
-TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
-# Plotly's WebGL traces compile their shader code with `new Function`, hence 'unsafe-eval';
-# no inline script runs (page data travels as JSON in <script type="application/json">).
-CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
-
-Handler = Callable[["UI", Request], Response]
-
-
-class UI:
-    """What every UI handler shares: the server context, templates and static files."""
-
-    def __init__(self, ctx: Any) -> None:
-        import jinja2
-        import orjson
-
-        self.ctx = ctx
-        self.static = StaticFiles()
-        self.sampler = Sampler(ctx.store)
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True, trim_blocks=True,
-            lstrip_blocks=True, auto_reload=False)
-        self.env.filters.update(FILTERS)
-        # orjson writes NaN and infinities as null: page data stays valid JSON for JSON.parse
-        self.env.policies["json.dumps_function"] = lambda obj, **_: orjson.dumps(obj).decode()
-        self.env.globals["version"] = __version__
-
-    @property
-    def store(self) -> Any:
-        return self.ctx.store
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        base = request.scope.get("root_path", "").rstrip("/")
-
-        def static(name: str) -> str:
-            return self.static.url(name, base)
-
-        def url(path: str, **query: Any) -> str:
-            q = {k: v for k, v in query.items() if v not in (None, "", [])}
-            return base + path + ("?" + urlencode(q, doseq=True) if q else "")
-
-        html = self.env.get_template(template).render(base=base, static=static, has_static=self.static.available,
-                                                      url=url, request=request, **context)
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-    def error_page(self, request: Request, status: int, message: str) -> Response:
-        return self.render(request, "error.html", status=status, status_code=status, message=message)
+from mltrail.server.ui import _api_views as api
+from mltrail.server.ui import _pages as pages
+from mltrail.server.ui._ui import UI, Handler
 
 
 def _page(ui: UI, handler: Handler) -> Callable[[Request], Any]:
@@ -108,9 +53,6 @@ def _api(ui: UI, handler: Handler) -> Callable[[Request], Any]:
 
 def build(ctx: Any) -> Starlette:
     """The UI app for one server context (mounted at `/` by `create_app`)."""
-    from mltrail.server.ui import _api_views as api
-    from mltrail.server.ui import _pages as pages
-
     ui = UI(ctx)
 
     async def static(request: Request) -> Response:

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from mltrail.entities import ViewType
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
 from mltrail.server.ui import _registry
-from mltrail.server.ui._app import UI
 from mltrail.server.ui._artifacts import ArtifactView
 from mltrail.server.ui._format import fmt_duration
 from mltrail.server.ui._models import model_card
@@ -25,6 +24,7 @@ from mltrail.server.ui._runs import (
     sort_link_state,
 )
 from mltrail.server.ui._sampling import points_per_run
+from mltrail.server.ui._ui import UI
 
 MAX_COMPARE = 200
 MAX_CHILDREN_SHOWN = 1000
