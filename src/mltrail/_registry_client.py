@@ -14,7 +14,8 @@ from typing import Any
 
 from mltrail.entities import ModelVersion, ModelVersionStage, PagedList, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from mltrail.store import get_store
+from mltrail.store import get_registry_store
+from mltrail.store.registry_base import RegistryStore
 
 _STAGES_DEPRECATION = (
     "Model registry stages will be removed in a future major release. To learn more about the deprecation of "
@@ -41,8 +42,8 @@ class RegistryClientMixin:
     registry_uri: str
 
     @property
-    def _registry_store(self) -> Any:
-        return get_store(self.registry_uri)
+    def _registry_store(self) -> RegistryStore:
+        return get_registry_store(self.registry_uri)
 
     # ------------------------------------------------------------------ registered models
     def create_registered_model(self, name: str, tags: dict[str, Any] | None = None,

@@ -36,6 +36,8 @@ from mltrail.entities import (
 from mltrail.errors import InvalidParameterValue
 from mltrail.store import get_store
 from mltrail.store.artifact import get_artifact_repository
+from mltrail.store.artifact.base import ArtifactRepository
+from mltrail.store.base import TrackingStore
 from mltrail.tracking_uri import get_tracking_uri, registry_uri_if_set
 
 
@@ -52,7 +54,7 @@ class Client(RegistryClientMixin):
         self._artifact_uris: dict[str, str] = {}
 
     @property
-    def store(self) -> Any:
+    def store(self) -> TrackingStore:
         return get_store(self.tracking_uri)
 
     _tracking_client = property(lambda self: self)  # MLflow internals some code reaches for
@@ -163,9 +165,7 @@ class Client(RegistryClientMixin):
 
         `timeout` (seconds) bounds the wait; None means MLTRAIL_FLUSH_TIMEOUT (120 s by default).
         """
-        flush = getattr(self.store, "flush", None)
-        if flush is not None:
-            flush(timeout)
+        self.store.flush(timeout)
 
     # ------------------------------------------------------------------ artifacts
     def _run_artifact_uri(self, run_id: str) -> str:
@@ -175,7 +175,8 @@ class Client(RegistryClientMixin):
             self._artifact_uris[run_id] = uri
         return uri
 
-    def _repo(self, root_uri: str) -> Any:
+    def artifact_repo_for(self, root_uri: str) -> ArtifactRepository:
+        """The repository behind an artifact root this store recorded (a run's or a logged model's)."""
         return get_artifact_repository(self._resolve_artifact_root(root_uri))
 
     def _resolve_artifact_root(self, root_uri: str) -> str:
@@ -185,8 +186,8 @@ class Client(RegistryClientMixin):
             return f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}"
         return root_uri
 
-    def run_artifact_repo(self, run_id: str) -> Any:
-        return self._repo(self._run_artifact_uri(run_id))
+    def run_artifact_repo(self, run_id: str) -> ArtifactRepository:
+        return self.artifact_repo_for(self._run_artifact_uri(run_id))
 
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         if not os.path.exists(local_path):
@@ -286,13 +287,13 @@ class Client(RegistryClientMixin):
             order, page_token)
 
     def log_model_artifacts(self, model_id: str, local_dir: str) -> None:
-        self._repo(self.get_logged_model(model_id).artifact_location).log_artifacts(local_dir)
+        self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).log_artifacts(local_dir)
 
     def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> list[FileInfo]:
-        return self._repo(self.get_logged_model(model_id).artifact_location).list_artifacts(path)
+        return self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).list_artifacts(path)
 
     def download_logged_model_artifacts(self, model_id: str, path: str = "", dst_path: str | None = None) -> str:
-        repo = self._repo(self.get_logged_model(model_id).artifact_location)
+        repo = self.artifact_repo_for(self.get_logged_model(model_id).artifact_location)
         return repo.download_artifacts(safe_relpath(path), dst_path or tempfile.mkdtemp(prefix="mltrail-model-"))
 
 

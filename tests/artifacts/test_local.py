@@ -7,8 +7,8 @@ import os
 import pytest
 from repo_contract import RepositoryContract, listing
 
-from mltrail.store.artifact import get_artifact_repository
 from mltrail.errors import InvalidParameterValue
+from mltrail.store.artifact import get_artifact_repository
 from mltrail.store.artifact.local import LocalArtifactRepository
 
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from repo_contract import RepositoryContract, listing, make_tree, read_tree
 
-from mltrail.store.artifact import get_artifact_repository
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+from mltrail.store.artifact import get_artifact_repository
 from mltrail.store.artifact.s3 import S3ArtifactRepository, parse_s3_uri
 
 moto_server = pytest.importorskip("moto.server")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +25,9 @@ from mltrail.errors import (
     InvalidParameterValue,
     MltrailException,
 )
+from mltrail.server.context import ServerContext
 from mltrail.store.rest_json import as_int, as_str
+from mltrail.store.sql.store import SqlTrackingStore
 
 logger = logging.getLogger("mltrail.server")
 JSON = "application/json"
@@ -112,14 +114,14 @@ async def parse_input(request: Request, limit: int) -> dict[str, Any]:
 class Call:
     """One request as a handler sees it."""
 
-    ctx: Any
+    ctx: ServerContext
     data: dict[str, Any]
     query: Any
     path_params: dict[str, Any]
     method: str
 
     @property
-    def store(self) -> Any:
+    def store(self) -> SqlTrackingStore:
         return self.ctx.store
 
     def text(self, name: str, required: bool = False, default: str | None = None) -> str | None:
@@ -136,7 +138,14 @@ class Call:
                 return value
         raise InvalidParameterValue(f"Missing value for required parameter '{name}'.")
 
+    @overload
+    def integer(self, name: str) -> int | None: ...
+
+    @overload
+    def integer(self, name: str, default: int) -> int: ...
+
     def integer(self, name: str, default: int | None = None) -> int | None:
+        """An integer field; `default` when absent (so an int default gives an int)."""
         return as_int(self.data.get(name), name, default)
 
     def flag(self, name: str, default: bool = False) -> bool:

@@ -3,14 +3,12 @@ uvicorn workers call (`mltrail server --workers N` passes the settings in the en
 
 Every MLflow REST route is served under `/api/2.0/mlflow` and `/ajax-api/2.0/mlflow` (MLflow's UI
 uses the latter), mltrail's own under `/api/2.0/mltrail`, the artifact proxy under
-`/api/2.0/mlflow-artifacts`. The UI package, `mltrail.server.ui`, is mounted at `/` when it
-exists: it must provide `create_ui(ctx: ServerContext) -> ASGI app`.
+`/api/2.0/mlflow-artifacts`. The UI (`mltrail.server.ui.create_ui`) is mounted at `/` unless
+the settings turn it off.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +22,10 @@ from mltrail.errors import ENDPOINT_NOT_FOUND
 from mltrail.server._http import json_response, logger, method_dispatch
 from mltrail.server.context import ServerContext
 from mltrail.server.middleware import HostCheckMiddleware
-from mltrail.server.routes import artifacts, experiments, metrics, models, runs
+from mltrail.server.routes import artifacts, experiments, metrics, models, registry, runs
 from mltrail.server.settings import ServerSettings
+from mltrail.server.ui import create_ui
+from mltrail.store.sql.store import SqlTrackingStore
 from mltrail.version import __version__
 
 API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
@@ -60,18 +60,9 @@ def _json_routes(prefix: str, table: list[tuple[list[str], str, Callable[..., An
             for path, handlers in by_path.items()]
 
 
-def _optional(module: str) -> Any:
-    """A module that another part of mltrail adds (the registry routes, the UI), or None."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    return importlib.import_module(module)
-
-
 def api_routes() -> list[BaseRoute]:
-    mlflow_table = [*runs.ROUTES, *metrics.ROUTES, *experiments.ROUTES, *artifacts.ROUTES, *models.ROUTES]
-    registry = _optional("mltrail.server.routes.registry")
-    if registry is not None:
-        mlflow_table += getattr(registry, "ROUTES", [])
+    mlflow_table = [*runs.ROUTES, *metrics.ROUTES, *experiments.ROUTES, *artifacts.ROUTES, *models.ROUTES,
+                    *registry.ROUTES]
     routes: list[BaseRoute] = []
     for api in API_PREFIXES:
         routes += _json_routes(api + "/mlflow", mlflow_table)
@@ -80,7 +71,7 @@ def api_routes() -> list[BaseRoute]:
     return routes
 
 
-def create_app(settings: ServerSettings | None = None, store: Any | None = None) -> Starlette:
+def create_app(settings: ServerSettings | None = None, store: SqlTrackingStore | None = None) -> Starlette:
     """The tracking server as an ASGI app.
 
     Args:
@@ -92,9 +83,8 @@ def create_app(settings: ServerSettings | None = None, store: Any | None = None)
                                Route("/get-artifact", artifacts.get_run_artifact)]
     for api in API_PREFIXES:
         routes.append(Route(api + "/{rest:path}", not_found, methods=_ALL_METHODS))
-    ui = _optional("mltrail.server.ui") if ctx.settings.ui else None
-    if ui is not None and hasattr(ui, "create_ui"):
-        routes.append(Mount("/", app=ui.create_ui(ctx)))
+    if ctx.settings.ui:
+        routes.append(Mount("/", app=create_ui(ctx)))
     else:
         routes.append(Route("/", index))
     app = Starlette(routes=routes,

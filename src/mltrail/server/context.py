@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any
 
 from mltrail._paths import safe_relpath
 from mltrail.errors import InvalidParameterValue, MltrailException
 from mltrail.server.settings import PROXY_ROOT, ServerSettings
+from mltrail.store.artifact import get_artifact_repository
+from mltrail.store.artifact.base import ArtifactRepository
+from mltrail.store.artifact.local import LocalArtifactRepository
+from mltrail.store.sql.store import SqlTrackingStore
+from mltrail.tracking_uri import scheme_of
 
 _PROXY_HTTP_ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -28,8 +32,6 @@ class ArtifactsNotServed(MltrailException):
 
 
 def _is_local(uri: str) -> bool:
-    from mltrail.tracking_uri import scheme_of
-
     return scheme_of(uri) in ("", "file")
 
 
@@ -56,11 +58,9 @@ def proxy_relpath(uri: str) -> str | None:
 class ServerContext:
     """Settings, the store, and the artifact repositories of one server app."""
 
-    def __init__(self, settings: ServerSettings, store: Any | None = None) -> None:
+    def __init__(self, settings: ServerSettings, store: SqlTrackingStore | None = None) -> None:
         self.settings = settings.resolved()
         if store is None:
-            from mltrail.store.sql.store import SqlTrackingStore
-
             store = SqlTrackingStore(self.settings.backend_store_uri or "", self.settings.default_artifact_root or "")
         self.store = store
         dest = self.settings.artifacts_destination or ""
@@ -71,31 +71,27 @@ class ServerContext:
             roots.append(_local_path(root))
         self.local_roots = sorted({os.path.realpath(_local_path(r)) for r in roots if r and _is_local(r)},
                                   key=len, reverse=True)
-        self._dest_repo: Any = None
+        self._dest_repo: ArtifactRepository | None = None
 
     # ------------------------------------------------------------------ repositories
-    def proxy_repo(self) -> Any:
+    def proxy_repo(self) -> ArtifactRepository:
         """The repository behind `/mlflow-artifacts/` (the artifacts destination)."""
         if not self.settings.serve_artifacts:
             raise ArtifactsNotServed(
                 "The artifact proxy is disabled: this server runs with --no-serve-artifacts. Clients must "
                 "write to the artifact store directly.")
         if self._dest_repo is None:
-            from mltrail.store.artifact import get_artifact_repository
-
             if _is_local(self.destination):
                 os.makedirs(_local_path(self.destination), exist_ok=True)
             self._dest_repo = get_artifact_repository(self.destination)
         return self._dest_repo
 
-    def repo_for(self, uri: str) -> tuple[Any, str]:
+    def repo_for(self, uri: str) -> tuple[ArtifactRepository, str]:
         """(repository, path prefix inside it) for an artifact location stored in the database."""
         rel = proxy_relpath(uri)
         if rel is not None:
             return self.proxy_repo(), rel
         if _is_local(uri):
-            from mltrail.store.artifact.local import LocalArtifactRepository
-
             path = os.path.realpath(_local_path(uri))
             for root in self.local_roots:
                 if path == root or path.startswith(root + os.sep):
@@ -106,8 +102,6 @@ class ServerContext:
                 "not read local files elsewhere.")
         if uri.startswith(("http://", "https://")):
             raise InvalidParameterValue(f"The artifact location {uri!r} is not served by this server.")
-        from mltrail.store.artifact import get_artifact_repository
-
         return get_artifact_repository(uri), ""
 
     def check_artifact_location(self, location: str | None) -> str | None:
@@ -130,8 +124,6 @@ class ServerContext:
                     f"Invalid artifact location {location!r}: an http(s) location must be this server's "
                     "artifact proxy (.../api/2.0/mlflow-artifacts/artifacts/...); use mlflow-artifacts:/PATH.")
             return location
-        from mltrail.tracking_uri import scheme_of
-
         scheme = scheme_of(location)
         rest = location[len(scheme) + 1:]
         safe_relpath(rest.lstrip("/").partition("/")[2] if rest.startswith("//") else rest.lstrip("/"),

@@ -1,4 +1,10 @@
-"""The tracking store interface every backend implements (SQL, REST), so Client stays backend-free.
+"""`TrackingStore`: the interface every tracking backend implements (SQL, REST), so Client stays backend-free.
+
+A `typing.Protocol` whose required methods are abstract: a backend declares it by subclassing
+(mypy then checks every signature, and Python refuses to build a backend that misses one), and a
+caller types against it, never against a backend or a `getattr` probe. Methods with a body are
+defaults a backend may replace with a faster or truer one. A backend that cannot do something
+raises one clear `MltrailException` from that method.
 
 Methods take and return entities from `mltrail.entities`; ids are strings; times are ms since
 the epoch. One conformance suite (tests/store/test_conformance.py) runs against each backend.
@@ -7,13 +13,15 @@ the epoch. One conformance suite (tests/store/test_conformance.py) runs against 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 from mltrail.entities import (
     DatasetInput,
     Experiment,
     LoggedModel,
+    LoggedModelInput,
     LoggedModelOutput,
     Metric,
     PagedList,
@@ -22,57 +30,72 @@ from mltrail.entities import (
     RunInfo,
     RunTag,
 )
+from mltrail.errors import MltrailException
 
 
-class AbstractTrackingStore:
+class TrackingStore(Protocol):
     """Experiments, runs, metrics, params, tags, inputs/outputs and logged models."""
 
     # experiments
+    @abstractmethod
     def create_experiment(self, name: str, artifact_location: str | None = None,
                           tags: dict[str, str] | None = None) -> str:
         raise NotImplementedError
 
+    @abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment:
         raise NotImplementedError
 
+    @abstractmethod
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         raise NotImplementedError
 
+    @abstractmethod
     def search_experiments(self, view_type: int = 1, max_results: int = 1000, filter_string: str | None = None,
                            order_by: Sequence[str] | None = None,
                            page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_experiment(self, experiment_id: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def restore_experiment(self, experiment_id: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         raise NotImplementedError
 
     # runs
+    @abstractmethod
     def create_run(self, experiment_id: str, user_id: str, start_time: int | None,
                    tags: Sequence[RunTag], run_name: str | None) -> Run:
         raise NotImplementedError
 
+    @abstractmethod
     def get_run(self, run_id: str) -> Run:
         raise NotImplementedError
 
+    @abstractmethod
     def update_run_info(self, run_id: str, run_status: str | None, end_time: int | None,
                         run_name: str | None) -> RunInfo:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_run(self, run_id: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def restore_run(self, run_id: str) -> None:
         raise NotImplementedError
 
@@ -89,13 +112,16 @@ class AbstractTrackingStore:
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         self.log_batch(run_id, tags=[tag])
 
+    @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
                            page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
+    @abstractmethod
     def get_metric_history_sampled(self, run_id: str, metric_key: str, max_points: int,
                                    min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
         """At most about `max_points` points: per bucket the min and max, with the first and last kept."""
@@ -111,50 +137,95 @@ class AbstractTrackingStore:
             out.append([(p.step, p.timestamp, None if math.isnan(p.value) else p.value) for p in points])
         return out
 
+    @abstractmethod
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,
                     page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
+    @abstractmethod
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
-                   models: Sequence[Any] | None = None) -> None:
+                   models: Sequence[LoggedModelInput] | None = None) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
         raise NotImplementedError
 
     # logged models
+    @abstractmethod
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
                             model_type: str | None = None) -> LoggedModel:
         raise NotImplementedError
 
+    @abstractmethod
     def get_logged_model(self, model_id: str) -> LoggedModel:
         raise NotImplementedError
 
+    @abstractmethod
     def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
         raise NotImplementedError
 
+    @abstractmethod
     def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_logged_model(self, model_id: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
                              page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
-    # maintenance
+    def log_logged_model_metrics(self, model_id: str, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Link metric points a run logged with `model_id` to that logged model (the server's side of log-batch)."""
+        raise MltrailException(f"{type(self).__name__} does not link metrics to logged models: log them with "
+                               "log_batch and a model_id, which the tracking server links.", "BAD_REQUEST")
+
+    # counting and flushing
+    def count_runs(self, experiment_ids: Sequence[str]) -> dict[str, int]:
+        """The number of active runs in each experiment (experiments without runs may be left out)."""
+        counts: dict[str, int] = {}
+        for experiment_id in experiment_ids:
+            total, token = 0, None
+            while True:
+                page = self.search_runs([experiment_id], max_results=1000, page_token=token)
+                total += len(page)
+                token = page.token
+                if not token:
+                    break
+            counts[experiment_id] = total
+        return counts
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every accepted log call is stored; stores that write synchronously have nothing to wait for.
+
+        `timeout` (seconds) bounds the wait; None means MLTRAIL_FLUSH_TIMEOUT.
+        """
+        return None
+
+    # maintenance (`mltrail gc`)
+    @abstractmethod
     def deleted_run_ids(self, older_than_ms: int | None = None) -> list[str]:
         raise NotImplementedError
 
+    @abstractmethod
     def purge_run(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def prune_applied_batches(self, older_than_ms: int) -> int:
+        """Forget the idempotency ids of batches applied before `older_than_ms`; return how many."""
         raise NotImplementedError

@@ -1,4 +1,6 @@
-"""The model registry store interface every backend implements (SQL, REST), so Client stays backend-free.
+"""`RegistryStore`: the model registry interface every backend implements (SQL, REST), so Client stays backend-free.
+
+A `typing.Protocol` with abstract methods, declared by subclassing, as `TrackingStore` is.
 
 Names are normalised by the store (percent-decoded, NFC, stripped); versions are ints or digit
 strings on the way in and strings on the way out (`ModelVersion.version`); tags are dicts.
@@ -6,7 +8,9 @@ strings on the way in and strings on the way out (`ModelVersion.version`); tags 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from mltrail.entities import ModelVersion, PagedList, RegisteredModel
 
@@ -16,43 +20,54 @@ SEARCH_MODEL_VERSIONS_DEFAULT = 10_000
 SEARCH_MODEL_VERSIONS_MAX = 200_000
 
 
-class AbstractRegistryStore:
+@runtime_checkable
+class RegistryStore(Protocol):
     """Registered models, their versions, tags and aliases."""
 
     # registered models
+    @abstractmethod
     def create_registered_model(self, name: str, tags: dict[str, str] | None = None,
                                 description: str | None = None) -> RegisteredModel:
         raise NotImplementedError
 
+    @abstractmethod
     def get_registered_model(self, name: str) -> RegisteredModel:
         raise NotImplementedError
 
+    @abstractmethod
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
         raise NotImplementedError
 
+    @abstractmethod
     def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_registered_model(self, name: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
                                  page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
+    @abstractmethod
     def get_latest_versions(self, name: str, stages: Sequence[str] | None = None) -> list[ModelVersion]:
         """The newest version in each of `stages` (all stages when None or empty)."""
         raise NotImplementedError
 
+    @abstractmethod
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         raise NotImplementedError
 
     # model versions
+    @abstractmethod
     def create_model_version(self, name: str, source: str, run_id: str | None = None,
                              tags: dict[str, str] | None = None, run_link: str | None = None,
                              description: str | None = None, model_id: str | None = None) -> ModelVersion:
@@ -62,41 +77,52 @@ class AbstractRegistryStore:
         """
         raise NotImplementedError
 
+    @abstractmethod
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
         raise NotImplementedError
 
+    @abstractmethod
     def update_model_version(self, name: str, version: str | int, description: str | None) -> ModelVersion:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_model_version(self, name: str, version: str | int) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def transition_model_version_stage(self, name: str, version: str | int, stage: str,
                                        archive_existing_versions: bool = False) -> ModelVersion:
         raise NotImplementedError
 
+    @abstractmethod
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
                               page_token: str | None = None) -> PagedList:
         raise NotImplementedError
 
+    @abstractmethod
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         """Where the version's files really are (the logged model's or run's artifact location)."""
         raise NotImplementedError
 
+    @abstractmethod
     def set_model_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
         raise NotImplementedError
 
     # aliases
+    @abstractmethod
     def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         raise NotImplementedError

@@ -50,7 +50,7 @@ from mltrail.errors import (
     ResourceDoesNotExist,
 )
 from mltrail.store import rest_json as rj
-from mltrail.store.base import AbstractTrackingStore
+from mltrail.store.base import TrackingStore
 from mltrail.store.journal import LogQueue, TransientError, journal_files, journal_root, recover
 from mltrail.store.rest_registry import RestRegistryMixin
 
@@ -191,7 +191,7 @@ def _paged(items: list[Any], token: str | None) -> PagedList:
     return PagedList(items, token or None)
 
 
-class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
+class RestTrackingStore(RestRegistryMixin, TrackingStore):
     """A tracking store at `http(s)://host[:port][/prefix]`."""
 
     def __init__(self, uri: str) -> None:
@@ -456,6 +456,10 @@ class RestTrackingStore(RestRegistryMixin, AbstractTrackingStore):
 
     def purge_run(self, run_id: str) -> None:
         self.deleted_run_ids()
+
+    def prune_applied_batches(self, older_than_ms: int) -> int:
+        self.deleted_run_ids()
+        return 0
 
 
 # stores of this process, so exit can flush each (weak: a dropped store is not kept alive)

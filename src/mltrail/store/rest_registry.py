@@ -15,7 +15,7 @@ from mltrail.entities import ModelVersion, PagedList, RegisteredModel
 from mltrail.store.registry_base import (
     SEARCH_MODEL_VERSIONS_DEFAULT,
     SEARCH_REGISTERED_MODELS_DEFAULT,
-    AbstractRegistryStore,
+    RegistryStore,
 )
 
 _RM = "/api/2.0/mlflow/registered-models"
@@ -30,7 +30,7 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-class RestRegistryMixin(AbstractRegistryStore):
+class RestRegistryMixin(RegistryStore):
     """Registry methods for the REST store (needs `self.http` with `call(method, path, payload)`)."""
 
     http: Any

@@ -9,6 +9,7 @@ from typing import Any
 from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunTag, ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
+from mltrail.store.base import TrackingStore
 from mltrail.store.rest_json import (
     as_float,
     as_int,
@@ -38,9 +39,10 @@ def get_run(call: Call) -> dict[str, Any]:
 
 
 def update_run(call: Call) -> dict[str, Any]:
-    status = call.data.get("status")
-    if isinstance(status, int) and not isinstance(status, bool):  # the enum's number
-        status = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}.get(status, str(status))
+    raw = call.data.get("status")
+    if isinstance(raw, int) and not isinstance(raw, bool):  # the enum's number
+        raw = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}.get(raw, raw)
+    status = None if raw is None else str(raw)  # the store names what it accepts
     info = call.store.update_run_info(_run_id(call), status, call.integer("end_time"), call.text("run_name") or None)
     return {"run_info": run_info_to_json(info)}
 
@@ -113,7 +115,7 @@ def _metrics(items: Any) -> list[Metric]:
     return out
 
 
-def _model_echoes(store: Any, run_id: str, metrics: list[Metric]) -> tuple[list[Metric], list[Metric]]:
+def _model_echoes(store: TrackingStore, run_id: str, metrics: list[Metric]) -> tuple[list[Metric], list[Metric]]:
     """(metrics to store, metrics to link to logged models).
 
     MLflow 3 clients log a run's metrics again with the `model_id` of the model logged from it;
@@ -132,16 +134,13 @@ def _model_echoes(store: Any, run_id: str, metrics: list[Metric]) -> tuple[list[
     return keep, linked
 
 
-def _link_to_models(store: Any, run_id: str, linked: list[Metric]) -> None:
-    link = getattr(store, "log_logged_model_metrics", None)
-    if link is None:
-        return
+def _link_to_models(store: TrackingStore, run_id: str, linked: list[Metric]) -> None:
     by_model: dict[str, list[Metric]] = {}
     for m in linked:
         by_model.setdefault(m.model_id or "", []).append(m)
     for model_id, ms in by_model.items():
         try:
-            link(model_id, run_id, ms)
+            store.log_logged_model_metrics(model_id, run_id, ms)
         except ResourceDoesNotExist:  # a metric naming an unknown model still belongs to the run
             pass
 

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from starlette.applications import Starlette
+
+from mltrail.server.context import ServerContext
+from mltrail.server.ui._app import build
 
 
-def create_ui(ctx: Any) -> Any:
+def create_ui(ctx: ServerContext) -> Starlette:
     """The UI as a Starlette app over one server context (its store and artifact roots)."""
-    from mltrail.server.ui._app import build
-
     return build(ctx)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from mltrail.errors import MltrailException
 from mltrail.server._http import json_response, logger
+from mltrail.server.context import ServerContext
 from mltrail.server.ui import _api_views as api
 from mltrail.server.ui import _pages as pages
 from mltrail.server.ui._ui import UI, Handler
@@ -51,7 +52,7 @@ def _api(ui: UI, handler: Handler) -> Callable[[Request], Any]:
     return endpoint
 
 
-def build(ctx: Any) -> Starlette:
+def build(ctx: ServerContext) -> Starlette:
     """The UI app for one server context (mounted at `/` by `create_app`)."""
     ui = UI(ctx)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from mltrail._paths import resolve_under, safe_relpath
 from mltrail.errors import ResourceDoesNotExist
+from mltrail.server.context import ServerContext
 
 PREVIEW_LIMIT = 512 * 1024  # bytes of text shown; larger files are cut with a note
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".svg")
@@ -42,12 +43,12 @@ class ArtifactView:
         self.owner_id = owner_id
 
     @classmethod
-    def for_run(cls, ctx: Any, run: Any) -> ArtifactView:
+    def for_run(cls, ctx: ServerContext, run: Any) -> ArtifactView:
         repo, prefix = ctx.repo_for(run.info.artifact_uri)
         return cls(repo, prefix, "run", run.info.run_id)
 
     @classmethod
-    def for_model(cls, ctx: Any, model: Any) -> ArtifactView:
+    def for_model(cls, ctx: ServerContext, model: Any) -> ArtifactView:
         repo, prefix = ctx.repo_for(model.artifact_location)
         return cls(repo, prefix, "model", model.model_id)
 

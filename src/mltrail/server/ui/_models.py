@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mltrail.server.context import ServerContext
 from mltrail.server.ui._artifacts import ArtifactView
 
 EXAMPLE_LIMIT = 1024 * 1024  # bytes of an input example read to build the curl snippet
@@ -110,7 +111,7 @@ def snippets(uri: str, tracking_uri: str, flavors: list[str], example: str | Non
     return out
 
 
-def model_card(ctx: Any, model: Any, tracking_uri: str, uri: str | None = None) -> ModelCard:
+def model_card(ctx: ServerContext, model: Any, tracking_uri: str, uri: str | None = None) -> ModelCard:
     """Read a logged model's MLmodel and build its card (errors end up in `card.error`, not raised)."""
     import yaml
 

@@ -8,12 +8,12 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrail.entities import ViewType
-from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
-from mltrail.server.ui import _registry
+from mltrail.entities import RegisteredModel, ViewType
+from mltrail.errors import InvalidParameterValue, MltrailException
+from mltrail.server.context import ServerContext
 from mltrail.server.ui._artifacts import ArtifactView
 from mltrail.server.ui._format import fmt_duration
-from mltrail.server.ui._models import model_card
+from mltrail.server.ui._models import model_card, snippets
 from mltrail.server.ui._runs import (
     PARENT_TAG,
     available_keys,
@@ -62,8 +62,7 @@ def experiments(ui: UI, request: Request) -> Response:
     exps = list(ui.store.search_experiments(vt, 50000, None, None, None))
     if q:
         exps = [e for e in exps if q.lower() in e.name.lower()]
-    counts = ui.store.count_runs([e.experiment_id for e in exps]) if hasattr(ui.store, "count_runs") and exps \
-        else {}
+    counts = ui.store.count_runs([e.experiment_id for e in exps]) if exps else {}
     exps.sort(key=lambda e: (-(e.last_update_time or 0), e.name))
     return ui.render(request, "experiments.html", experiments=exps, counts=counts, q=q, view=view)
 
@@ -88,8 +87,7 @@ def experiment_runs(ui: UI, request: Request) -> Response:
         error = e.message
         page = runs_page(ui.store, exp.experiment_id, "", None, None, 100, None, q["view"])
         page.rows, page.token = [], None
-    total = ui.store.count_runs([exp.experiment_id]).get(exp.experiment_id, 0) \
-        if hasattr(ui.store, "count_runs") else None
+    total = ui.store.count_runs([exp.experiment_id]).get(exp.experiment_id, 0)
     keys = available_keys(page.runs)
     chosen = {c.spec for c in page.columns}
     base = request.scope.get("root_path", "").rstrip("/")
@@ -120,7 +118,7 @@ def _children(store: Any, run: Any) -> list[Any]:
                                   MAX_CHILDREN_SHOWN, ["attributes.start_time ASC"], None))
 
 
-def _artifact_root(ctx: Any, run: Any) -> tuple[ArtifactView | None, list[dict[str, Any]], str]:
+def _artifact_root(ctx: ServerContext, run: Any) -> tuple[ArtifactView | None, list[dict[str, Any]], str]:
     try:
         view = ArtifactView.for_run(ctx, run)
         return view, view.list(""), ""
@@ -241,18 +239,17 @@ def models(ui: UI, request: Request) -> Response:
     token = request.query_params.get("page_token") or None
     page = ui.store.search_logged_models(None, None, 100, None, token)
     exp_names = {e.experiment_id: e.name for e in ui.store.search_experiments(ViewType.ALL, 50000, None, None, None)}
-    reg = _registry.registry(ui.ctx)
-    registered: list[Any] = []
+    registered: list[RegisteredModel] = []
     reg_error = ""
     reg_token = None
-    if reg is not None:
-        try:
-            registered, reg_token = _registry.search_models(reg, 100, request.query_params.get("reg_page_token"))
-        except Exception as e:  # noqa: BLE001 - logged models still show
-            reg_error = f"{type(e).__name__}: {e}"
+    try:
+        found = ui.store.search_registered_models(
+            max_results=100, page_token=request.query_params.get("reg_page_token") or None)
+        registered, reg_token = list(found), found.token
+    except MltrailException as e:  # a stale page token: the logged models still show
+        reg_error = e.message
     return ui.render(request, "models.html", models=list(page), token=page.token, exp_names=exp_names,
-                     registry=reg is not None, registered=registered, reg_error=reg_error, reg_token=reg_token,
-                     aliases_of=_registry.aliases_of)
+                     registry=True, registered=registered, reg_error=reg_error, reg_token=reg_token)
 
 
 def logged_model(ui: UI, request: Request) -> Response:
@@ -270,22 +267,19 @@ def logged_model(ui: UI, request: Request) -> Response:
 
 
 def registered_model(ui: UI, request: Request) -> Response:
-    reg = _registry.registry(ui.ctx)
-    if reg is None:
-        raise ResourceDoesNotExist("This installation has no model registry.")
     name = request.path_params["name"]
-    rm = reg.get_registered_model(name)
-    versions = _registry.versions_of(reg, name)
-    aliases = _registry.aliases_of(rm)
+    rm = ui.store.get_registered_model(name)
+    quoted = name.replace("'", "\\'")
+    versions = sorted(ui.store.search_model_versions(f"name = '{quoted}'"), key=lambda v: int(v.version),
+                      reverse=True)
+    aliases = dict(rm.aliases)
     tracking = _tracking_uri(request)
     rows = []
     for v in versions:
-        rows.append({"v": v, "aliases": _registry.version_aliases(aliases, getattr(v, "version", "")),
-                     "tags": _registry.tags_of(v)})
+        rows.append({"v": v, "aliases": sorted(a for a, version in aliases.items() if str(version) == str(v.version)),
+                     "tags": dict(v.tags)})
     latest = rows[0]["v"] if rows else None
     uri = f"models:/{name}@{next(iter(sorted(aliases)))}" if aliases else (
         f"models:/{name}/{latest.version}" if latest is not None else f"models:/{name}/1")
-    from mltrail.server.ui._models import snippets
-
     return ui.render(request, "registered_model.html", rm=rm, rows=rows, aliases=aliases,
-                     tags=_registry.tags_of(rm), snippets=snippets(uri, tracking, [], None))
+                     tags=dict(rm.tags), snippets=snippets(uri, tracking, [], None))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
-from typing import Any
 
 import orjson
 
 from mltrail.errors import InvalidParameterValue
+from mltrail.store.sql.store import SqlTrackingStore
 
 MAX_RUNS_PER_REQUEST = 200
 MAX_POINTS = 20_000
@@ -39,14 +38,12 @@ def _series_json(run_id: str, points: Sequence[tuple[int, int, float | None]]) -
 class Sampler:
     """The chart data of one store."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: SqlTrackingStore) -> None:
         self.store = store
 
     def clear(self) -> None:
-        """Forget the store's cached samples, if it keeps any (benchmarks start cold with this)."""
-        clear = getattr(self.store, "clear_sampled_series_cache", None)
-        if clear is not None:
-            clear()
+        """Forget the store's cached samples (benchmarks start cold with this)."""
+        self.store.clear_sampled_series_cache()
 
     def response(self, run_ids: Sequence[str], key: str, max_points: int, min_step: int | None = None,
                  max_step: int | None = None) -> bytes:
@@ -58,11 +55,6 @@ class Sampler:
                 f"Too many run_ids ({len(run_ids)}): at most {MAX_RUNS_PER_REQUEST} per request.")
         if not 4 <= max_points <= MAX_POINTS:
             raise InvalidParameterValue(f"Invalid max_points {max_points}: expected 4 to {MAX_POINTS}.")
-        sample = getattr(self.store, "get_metric_series_sampled", None)
-        if sample is None:  # a store with only MLflow's method: the base class builds on it
-            from mltrail.store.base import AbstractTrackingStore
-
-            sample = partial(AbstractTrackingStore.get_metric_series_sampled, self.store)
-        series = sample(list(run_ids), key, max_points, min_step, max_step)
+        series = self.store.get_metric_series_sampled(list(run_ids), key, max_points, min_step, max_step)
         parts = [_series_json(run_id, points) for run_id, points in zip(run_ids, series, strict=True)]
         return b'{"key":' + orjson.dumps(key) + b',"runs":[' + b",".join(parts) + b"]}"

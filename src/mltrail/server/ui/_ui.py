@@ -15,9 +15,11 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from mltrail.server.context import ServerContext
 from mltrail.server.ui._format import FILTERS
 from mltrail.server.ui._sampling import Sampler
 from mltrail.server.ui._static import StaticFiles
+from mltrail.store.sql.store import SqlTrackingStore
 from mltrail.version import __version__
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -35,7 +37,7 @@ Handler = Callable[["UI", Request], Response]
 class UI:
     """What every UI handler shares: the server context, templates and static files."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ServerContext) -> None:
         import jinja2
         import orjson
 
@@ -51,7 +53,7 @@ class UI:
         self.env.globals["version"] = __version__
 
     @property
-    def store(self) -> Any:
+    def store(self) -> SqlTrackingStore:
         return self.ctx.store
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:

@@ -1,34 +1,47 @@
-"""The artifact repository interface: one root URI, relative '/'-separated paths under it."""
+"""`ArtifactRepository`: the interface every artifact backend implements (local, S3, the server's proxy).
+
+One root URI, relative '/'-separated paths under it. An abstract base class rather than a
+Protocol, because it holds the root and the directory walk every backend shares; a backend
+that misses an abstract method cannot be built.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABC, abstractmethod
 
+from mltrail._paths import safe_relpath
 from mltrail.entities import FileInfo
 
 
-class ArtifactRepository:
+class ArtifactRepository(ABC):
     """Files under one root. Every relative path is checked by `mltrail._paths.safe_relpath`."""
 
     def __init__(self, root_uri: str) -> None:
         self.root_uri = root_uri
 
+    @abstractmethod
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         raise NotImplementedError
 
+    @abstractmethod
     def read_bytes(self, path: str) -> bytes:
         raise NotImplementedError
 
+    @abstractmethod
     def write_bytes(self, path: str, data: bytes) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
         raise NotImplementedError
 
@@ -39,8 +52,6 @@ class ArtifactRepository:
 
     def is_dir(self, path: str) -> bool:
         """Whether `path` names a directory (an empty listing of an existing dir counts)."""
-        from mltrail._paths import safe_relpath
-
         path = safe_relpath(path)
         if not path:
             return True
@@ -49,8 +60,6 @@ class ArtifactRepository:
 
     def download_artifacts(self, artifact_path: str | None = None, dst_path: str | None = None) -> str:
         """Copy a file or a directory tree to `dst_path` (a new temp dir by default); return its local path."""
-        from mltrail._paths import safe_relpath
-
         artifact_path = safe_relpath(artifact_path)
         dst_path = os.path.abspath(dst_path or tempfile.mkdtemp(prefix="mltrail-download-"))
         os.makedirs(dst_path, exist_ok=True)

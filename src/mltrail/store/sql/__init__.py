@@ -1,0 +1,1 @@
+"""The SQL tracking and registry stores (SQLAlchemy Core over SQLite and PostgreSQL)."""

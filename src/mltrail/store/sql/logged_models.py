@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import uuid
 from collections.abc import Sequence
@@ -15,36 +14,8 @@ from mltrail.entities import LifecycleStage, LoggedModel, LoggedModelStatus, Met
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.store._paging import check_max_results, decode_token, encode_token
 from mltrail.store.sql import schema as t
-
-
-def _like(value: str, pattern: str, case_insensitive: bool) -> bool:
-    glob = pattern.replace("[", "[[]").replace("%", "*").replace("_", "?")
-    if case_insensitive:
-        return fnmatch.fnmatchcase(value.lower(), glob.lower())
-    return fnmatch.fnmatchcase(value, glob)
-
-
-def compare(left: Any, op: str, right: Any) -> bool:
-    """Evaluate one filter comparison in Python (for small result sets such as logged models)."""
-    if op == "IS NULL":
-        return left is None
-    if op == "IS NOT NULL":
-        return left is not None
-    if left is None:
-        return False
-    if op in ("IN", "NOT IN"):
-        return (str(left) in right) == (op == "IN")
-    if op in ("LIKE", "ILIKE"):
-        return _like(str(left), str(right), op == "ILIKE")
-    if isinstance(right, float):
-        try:
-            left = float(left)
-        except (TypeError, ValueError):
-            return False
-    else:
-        left = str(left)
-    return {"=": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
-            ">": left > right, ">=": left >= right}[op]
+from mltrail.store.sql.comparisons import compare, sort_key
+from mltrail.store.sql.fields import join_uri, now_ms, parse_experiment_id
 
 
 class LoggedModelsMixin:
@@ -59,9 +30,7 @@ class LoggedModelsMixin:
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
                             model_type: str | None = None) -> LoggedModel:
-        from mltrail.store.sql.store import _exp_id, join_uri, now_ms
-
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
         model_id = f"m-{uuid.uuid4().hex}"
         name = name or "model"
         tag_items = dict(v.validate_tag(k, val) for k, val in (tags or {}).items())
@@ -120,8 +89,6 @@ class LoggedModelsMixin:
             return self._load_models(conn, rows)[0]
 
     def _touch_model(self, conn: Connection, model_id: str, **values: Any) -> None:
-        from mltrail.store.sql.store import now_ms
-
         n = conn.execute(update(t.logged_models).where(t.logged_models.c.model_id == model_id)
                          .values(last_updated_timestamp_ms=now_ms(), **values)).rowcount
         if not n:
@@ -191,7 +158,6 @@ class LoggedModelsMixin:
                              max_results: int = 100, order_by: Sequence[str] | None = None,
                              page_token: str | None = None) -> PagedList:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
-        from mltrail.store.sql.store import _exp_id
 
         comparisons = parse_filter(filter_string, entity="logged_model")
         order = parse_order_by(list(order_by or []), entity="logged_model")
@@ -200,7 +166,7 @@ class LoggedModelsMixin:
         lm = t.logged_models
         cond = [lm.c.lifecycle_stage == LifecycleStage.ACTIVE]
         if experiment_ids:
-            cond.append(lm.c.experiment_id.in_([_exp_id(e) for e in experiment_ids]))
+            cond.append(lm.c.experiment_id.in_([parse_experiment_id(e) for e in experiment_ids]))
         with self._read() as conn:
             rows = conn.execute(select(lm).where(and_(*cond)).order_by(
                 lm.c.creation_timestamp_ms.desc(), lm.c.model_id)).all()
@@ -210,16 +176,12 @@ class LoggedModelsMixin:
         for key in reversed(order):
             present = [m for m in models if _model_value(m, key.kind, key.key) is not None]
             missing = [m for m in models if _model_value(m, key.kind, key.key) is None]
-            present.sort(key=lambda m, k=key: _sortable(_model_value(m, k.kind, k.key)),  # type: ignore[misc]
+            present.sort(key=lambda m, k=key: sort_key(_model_value(m, k.kind, k.key)),  # type: ignore[misc]
                          reverse=not key.ascending)
             models = present + missing
         page = models[offset:offset + max_results]
         token = encode_token(offset + max_results) if len(models) > offset + max_results else None
         return PagedList(page, token)
-
-
-def _sortable(value: Any) -> Any:
-    return (0, value) if isinstance(value, int | float) else (1, str(value))
 
 
 def _model_value(m: LoggedModel, kind: str, key: str) -> Any:

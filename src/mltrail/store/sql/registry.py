@@ -22,16 +22,11 @@ from mltrail import _validation as v
 from mltrail.entities import LifecycleStage, ModelVersion, ModelVersionStage, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from mltrail.store import _registry_checks as chk
-from mltrail.store.registry_base import AbstractRegistryStore
+from mltrail.store.registry_base import RegistryStore
 from mltrail.store.sql import registry_schema as r
 from mltrail.store.sql import schema as t
+from mltrail.store.sql.fields import now_ms
 from mltrail.store.sql.registry_search import RegistrySearchMixin
-
-
-def _now() -> int:
-    from mltrail.store.sql.store import now_ms
-
-    return now_ms()
 
 
 def _not_found(name: str) -> ResourceDoesNotExist:
@@ -46,7 +41,7 @@ def _tags(tags: dict[str, Any] | None) -> dict[str, str]:
     return dict(v.validate_tag(k, val) for k, val in (tags or {}).items())
 
 
-class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
+class RegistryMixin(RegistrySearchMixin, RegistryStore):
     """Registry methods for SqlTrackingStore (which provides `_write`, `_read` and the run checks)."""
 
     engine: Any
@@ -75,7 +70,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
 
     def _touch_rm(self, conn: Connection, rm_id: int, ts: int | None = None) -> None:
         conn.execute(update(r.registered_models).where(r.registered_models.c.id == rm_id)
-                     .values(last_updated_time=ts or _now()))
+                     .values(last_updated_time=ts or now_ms()))
 
     # ---------------------------------------------------------------- registered models
     def create_registered_model(self, name: str, tags: dict[str, str] | None = None,
@@ -86,7 +81,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
         def create(conn: Connection) -> RegisteredModel:
             if conn.execute(select(r.registered_models.c.id).where(r.registered_models.c.name == name)).first():
                 raise ResourceAlreadyExists(f"Registered Model (name={name}) already exists.")
-            ts = _now()
+            ts = now_ms()
             try:
                 rm_id = conn.execute(insert(r.registered_models).values(
                     name=name, creation_time=ts, last_updated_time=ts, description=description, last_version=0,
@@ -116,7 +111,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
                 return
             if conn.execute(select(r.registered_models.c.id).where(r.registered_models.c.name == new_name)).first():
                 raise ResourceAlreadyExists(f"Registered Model (name={new_name}) already exists.")
-            ts = _now()
+            ts = now_ms()
             try:
                 conn.execute(update(r.registered_models).where(r.registered_models.c.id == row.id)
                              .values(name=new_name, last_updated_time=ts))
@@ -134,7 +129,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
         def change(conn: Connection) -> None:
             row = self._rm_row(conn, name)
             conn.execute(update(r.registered_models).where(r.registered_models.c.id == row.id)
-                         .values(description=description, last_updated_time=_now()))
+                         .values(description=description, last_updated_time=now_ms()))
 
         self._write(change)
         return self.get_registered_model(name)
@@ -205,7 +200,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
             if conn.execute(select(r.registered_models.c.id).where(r.registered_models.c.name == name)).first() is None:
                 raise _not_found(name)
             src, location, rid, mid = self._resolve_source(conn, source, run_id, model_id)
-            ts = _now()
+            ts = now_ms()
             rms = r.registered_models
             # the counter row: one UPDATE both allocates the number and serialises concurrent writers
             bumped = conn.execute(update(rms).where(rms.c.name == name)
@@ -247,7 +242,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
             rm_id, number = self._version_key(conn, name, version)
             mv = r.model_versions
             conn.execute(update(mv).where(and_(mv.c.rm_id == rm_id, mv.c.version == number))
-                         .values(description=description, last_updated_time=_now()))
+                         .values(description=description, last_updated_time=now_ms()))
 
         self._write(change)
         return self.get_model_version(name, version)
@@ -275,7 +270,7 @@ class RegistryMixin(RegistrySearchMixin, AbstractRegistryStore):
         def change(conn: Connection) -> None:
             rm_id, number = self._version_key(conn, name, version)
             mv = r.model_versions
-            ts = _now()
+            ts = now_ms()
             if archive_existing_versions:
                 conn.execute(update(mv).where(and_(mv.c.rm_id == rm_id, mv.c.version != number,
                                                    mv.c.current_stage == stage))

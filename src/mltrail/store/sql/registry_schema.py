@@ -11,7 +11,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    ForeignKey,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -20,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-from mltrail.store.sql.schema import metadata
+from mltrail.store.sql.schema import belongs_to, metadata
 
 MAX_MODEL_NAME_LENGTH = 256
 
@@ -36,7 +35,7 @@ registered_models = Table(
 
 registered_model_tags = Table(
     "registered_model_tags", metadata,
-    Column("rm_id", Integer, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    belongs_to(registered_models.c.id, "rm_id"),
     Column("key", String(250), nullable=False),
     Column("value", Text),
     PrimaryKeyConstraint("rm_id", "key"),
@@ -45,7 +44,7 @@ registered_model_tags = Table(
 
 model_versions = Table(
     "model_versions", metadata,
-    Column("rm_id", Integer, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    belongs_to(registered_models.c.id, "rm_id"),
     Column("version", Integer, nullable=False),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_updated_time", BigInteger, nullable=False),
@@ -77,7 +76,7 @@ model_version_tags = Table(
 
 registered_model_aliases = Table(
     "registered_model_aliases", metadata,
-    Column("rm_id", Integer, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    belongs_to(registered_models.c.id, "rm_id"),
     Column("alias", String(255), nullable=False),
     Column("version", Integer, nullable=False),
     PrimaryKeyConstraint("rm_id", "alias"),

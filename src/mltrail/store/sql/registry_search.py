@@ -23,18 +23,13 @@ from mltrail.store.registry_base import (
     SEARCH_REGISTERED_MODELS_MAX,
 )
 from mltrail.store.sql import registry_schema as r
+from mltrail.store.sql.comparisons import sql_compare
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_OPS = ("=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL")
 _NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=")
 _DEFAULT_VERSION_ORDER = ["last_updated_timestamp DESC", "name ASC", "version_number DESC"]
-
-
-def _apply(col: Any, op: str, value: Any) -> Any:
-    from mltrail.store.sql.search import _apply as apply
-
-    return apply(col, op, value)
 
 
 def _queries_prompts(comparisons: Sequence[Any]) -> bool:
@@ -53,7 +48,7 @@ def _tag_condition(tags: Any, owner: list[Any], key: str, op: str, value: Any) -
     if op == "IS NULL":
         return not_(exists(select(tags.c.key).where(and_(*match))))
     if op != "IS NOT NULL":
-        match.append(_apply(tags.c.value, op, value))
+        match.append(sql_compare(tags.c.value, op, value))
     return exists(select(tags.c.key).where(and_(*match)))
 
 
@@ -141,7 +136,7 @@ class RegistrySearchMixin:
                     continue
                 cond.append(_tag_condition(tags, [tags.c.rm_id == rm.c.id], c.key, c.op, c.value))
             elif c.key == "name" and c.op in _STRING_OPS:
-                cond.append(_apply(rm.c.name, c.op, c.value))
+                cond.append(sql_compare(rm.c.name, c.op, c.value))
             else:
                 raise InvalidParameterValue(
                     f"Invalid filter on registered models: {c.key} {c.op}. Expected name (=, !=, LIKE, ILIKE, IN, "
@@ -181,9 +176,9 @@ class RegistrySearchMixin:
             elif c.key == "version" and c.op in _NUMERIC_OPS:
                 if not float(c.value).is_integer():  # type: ignore[arg-type]
                     raise InvalidParameterValue(f"Invalid value for numeric attribute 'version_number': {c.value!r}.")
-                cond.append(_apply(mv.c.version, c.op, int(c.value)))  # type: ignore[call-overload]
+                cond.append(sql_compare(mv.c.version, c.op, int(c.value)))  # type: ignore[call-overload]
             elif c.key in strings and c.op in _STRING_OPS and not (c.key == "source_path" and "IN" in c.op):
-                cond.append(_apply(strings[c.key], c.op, c.value))
+                cond.append(sql_compare(strings[c.key], c.op, c.value))
             else:
                 raise InvalidParameterValue(
                     f"Invalid filter on model versions: {c.key} {c.op}. Expected name, run_id (=, !=, LIKE, ILIKE, "

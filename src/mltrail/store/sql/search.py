@@ -17,6 +17,8 @@ from mltrail.entities import LifecycleStage, PagedList, ViewType
 from mltrail.errors import InvalidParameterValue
 from mltrail.store._paging import check_max_results, decode_token, encode_token
 from mltrail.store.sql import schema as t
+from mltrail.store.sql.comparisons import compare, sort_key, sql_compare
+from mltrail.store.sql.fields import parse_experiment_id
 
 _RUN_ATTRIBUTES = {
     "run_id": "run_uuid", "run_name": "name", "status": "status", "start_time": "start_time",
@@ -24,30 +26,6 @@ _RUN_ATTRIBUTES = {
     "lifecycle_stage": "lifecycle_stage", "experiment_id": "experiment_id",
 }
 _WALK_FACTOR = 4  # see SearchMixin._walk_metric_index
-
-
-def _apply(col: Any, op: str, value: Any) -> Any:
-    if op == "=":
-        return col == value
-    if op == "!=":
-        return col != value
-    if op == "<":
-        return col < value
-    if op == "<=":
-        return col <= value
-    if op == ">":
-        return col > value
-    if op == ">=":
-        return col >= value
-    if op == "LIKE":
-        return col.like(value)
-    if op == "ILIKE":
-        return func.lower(col).like(func.lower(value))
-    if op == "IN":
-        return col.in_(list(value))
-    if op == "NOT IN":
-        return col.not_in(list(value))
-    raise InvalidParameterValue(f"Unsupported comparison operator {op!r}.")
 
 
 def lifecycle_condition(col: Any, view_type: int) -> Any:
@@ -84,17 +62,17 @@ def _condition(c: Any) -> Any:
             return getattr(runs.c, col_name).is_(None)
         if c.op == "IS NOT NULL":
             return getattr(runs.c, col_name).is_not(None)
-        return _apply(getattr(runs.c, col_name), c.op, value)
+        return sql_compare(getattr(runs.c, col_name), c.op, value)
     if c.kind == "dataset":
         i, d = t.inputs, t.datasets
         if c.key == "context":
             sub = select(i.c.destination_id).join(t.input_tags, t.input_tags.c.input_uuid == i.c.input_uuid).where(
-                and_(t.input_tags.c.name == "mlflow.data.context", _apply(t.input_tags.c.value, c.op, c.value)))
+                and_(t.input_tags.c.name == "mlflow.data.context", sql_compare(t.input_tags.c.value, c.op, c.value)))
         else:
             col = {"name": d.c.name, "digest": d.c.digest}.get(c.key)
             if col is None:
                 raise InvalidParameterValue(f"Invalid dataset key '{c.key}': expected name, digest or context.")
-            sub = select(i.c.destination_id).join(d, d.c.dataset_uuid == i.c.source_id).where(_apply(col, c.op, c.value))
+            sub = select(i.c.destination_id).join(d, d.c.dataset_uuid == i.c.source_id).where(sql_compare(col, c.op, c.value))
         return runs.c.run_uuid.in_(sub)
     table, value_col = _key_table(c.kind)
     # correlated EXISTS on the (run_uuid, key) primary key: cheap per run, and lets the database
@@ -104,7 +82,7 @@ def _condition(c: Any) -> Any:
         return ~exists().where(same_run)
     if c.op == "IS NOT NULL":
         return exists().where(same_run)
-    cond = _apply(value_col, c.op, c.value)
+    cond = sql_compare(value_col, c.op, c.value)
     if c.kind == "metric":
         cond = and_(cond, table.c.is_nan == false())
     return exists().where(and_(same_run, cond))
@@ -149,14 +127,13 @@ class SearchMixin:
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
                     order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
-        from mltrail.store.sql.store import _exp_id
 
         comparisons = parse_filter(filter_string, entity="run")
         order = parse_order_by(list(order_by or []), entity="run")
         max_results = check_max_results(max_results)
         offset = decode_token(page_token)
         runs = t.runs
-        ids = [_exp_id(e) for e in experiment_ids]
+        ids = [parse_experiment_id(e) for e in experiment_ids]
         conds = [lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
         conds += [_condition(c) for c in comparisons]
         where = and_(runs.c.experiment_id.in_(ids), *conds)
@@ -221,7 +198,6 @@ class SearchMixin:
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,
                            page_token: str | None = None) -> PagedList:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
-        from mltrail.store.sql.logged_models import _sortable, compare
 
         comparisons = parse_filter(filter_string, entity="experiment")
         order = parse_order_by(list(order_by or []), entity="experiment")
@@ -243,7 +219,7 @@ class SearchMixin:
         if not order:
             exps.sort(key=lambda e: -(e.creation_time or 0))
         for key in reversed(order):
-            exps.sort(key=lambda e, k=key: _sortable(value(e, k.kind, k.key)),  # type: ignore[misc]
+            exps.sort(key=lambda e, k=key: sort_key(value(e, k.kind, k.key)),  # type: ignore[misc]
                       reverse=not key.ascending)
         page = exps[offset:offset + max_results]
         token = encode_token(offset + max_results) if len(exps) > offset + max_results else None

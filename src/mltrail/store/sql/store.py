@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -35,10 +34,11 @@ from mltrail.entities import (
 )
 from mltrail.errors import InvalidParameterValue, InvalidState, ResourceAlreadyExists, ResourceDoesNotExist
 from mltrail.store._paging import check_max_results, decode_token, encode_token
-from mltrail.store.base import AbstractTrackingStore
+from mltrail.store.base import TrackingStore
 from mltrail.store.sql import engine as eng
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.batch_writer import BatchWriter
+from mltrail.store.sql.fields import join_uri, now_ms, parse_experiment_id
 from mltrail.store.sql.logged_models import LoggedModelsMixin
 from mltrail.store.sql.registry import RegistryMixin
 from mltrail.store.sql.sampling import SeriesSampler
@@ -48,25 +48,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def join_uri(base: str, *parts: str) -> str:
-    """Join artifact URI parts with '/', whatever the scheme (local paths are POSIX here)."""
-    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def _exp_id(experiment_id: Any) -> int:
-    try:
-        return int(experiment_id)
-    except (TypeError, ValueError):
-        raise InvalidParameterValue(
-            f"Invalid experiment ID {experiment_id!r}: expected a string of digits, such as '0' or '12'."
-        ) from None
-
-
-class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTrackingStore):
+class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingStore):
     """Tracking store over one SQL database; artifacts default under `default_artifact_root`."""
 
     def __init__(self, db_uri: str, default_artifact_root: str) -> None:
@@ -166,7 +148,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self._read() as conn:
-            found = self._experiment_rows(conn, t.experiments.c.experiment_id == _exp_id(experiment_id))
+            found = self._experiment_rows(conn, t.experiments.c.experiment_id == parse_experiment_id(experiment_id))
         if not found:
             raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists.")
         return found[0]
@@ -177,7 +159,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
         return found[0] if found else None
 
     def _set_experiment_stage(self, experiment_id: str, stage: str) -> None:
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
 
         def change(conn: Connection) -> None:
             n = conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == exp_id)
@@ -199,7 +181,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         v.validate_experiment_name(new_name)
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
 
         def rename(conn: Connection) -> None:
             row = conn.execute(select(t.experiments.c.lifecycle_stage).where(
@@ -218,7 +200,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         key, value = v.validate_tag(key, value)
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
 
         def set_tag(conn: Connection) -> None:
             self._check_experiment_active(conn, exp_id)
@@ -229,7 +211,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
         self._write(set_tag)
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
 
         def delete_tag(conn: Connection) -> None:
             self._check_experiment_active(conn, exp_id)
@@ -254,7 +236,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
     # ---------------------------------------------------------------- runs
     def create_run(self, experiment_id: str, user_id: str, start_time: int | None,
                    tags: Sequence[RunTag], run_name: str | None) -> Run:
-        exp_id = _exp_id(experiment_id)
+        exp_id = parse_experiment_id(experiment_id)
         tag_map = {tag.key: v.validate_tag(tag.key, tag.value)[1] for tag in tags}
         name_tag = tag_map.get("mlflow.runName")
         if run_name and name_tag and run_name != name_tag:
@@ -553,7 +535,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, AbstractTr
 
     def count_runs(self, experiment_ids: Sequence[str]) -> dict[str, int]:
         """Active runs per experiment (the UI's experiment list)."""
-        ids = [_exp_id(e) for e in experiment_ids]
+        ids = [parse_experiment_id(e) for e in experiment_ids]
         with self._read() as conn:
             rows = conn.execute(select(t.runs.c.experiment_id, func.count()).where(and_(
                 t.runs.c.experiment_id.in_(ids), t.runs.c.lifecycle_stage == LifecycleStage.ACTIVE))
