@@ -82,7 +82,7 @@ def autolog(**kwargs: Any) -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is not None or importlib.util.find_spec("keras") is not None:
-        from mltrail.tensorflow import autolog as tf_autolog  # type: ignore[attr-defined]
+        from mltrail.tensorflow import autolog as tf_autolog
 
         tf_autolog(**kwargs)
 

@@ -67,7 +67,7 @@ class RegistryClientMixin:
 
     def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList:
+                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
         """Registered models matching `filter_string` (`name LIKE 'x%'`, `tags.k = 'v'`), one page."""
         return self._registry_store.search_registered_models(filter_string or None, max_results,
                                                              list(order_by or []), page_token)
@@ -150,7 +150,7 @@ class RegistryClientMixin:
         return list(ModelVersionStage.ALL)
 
     def search_model_versions(self, filter_string: str | None = None, max_results: int = 10_000,
-                              order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
+                              order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList[ModelVersion]:
         """Model versions matching `filter_string` (`name = 'x'`, `run_id = '...'`, `tags.k = 'v'`), one page."""
         return self._registry_store.search_model_versions(filter_string or None, max_results,
                                                           list(order_by or []) or None, page_token)

@@ -64,7 +64,7 @@ def validate_metric(key: str, value: Any, timestamp: Any, step: Any) -> tuple[st
                 f"Got invalid value {value!r} for metric '{key}' (timestamp={timestamp}). Please specify "
                 "a value that can be converted to a float."
             ) from None
-    value = float(value)  # type: ignore[arg-type]
+    value = float(value)
     if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral | int):
         try:
             timestamp = int(timestamp)

@@ -72,7 +72,7 @@ class Client(RegistryClientMixin):
 
     def search_experiments(self, view_type: int | str = ViewType.ACTIVE_ONLY, max_results: int | None = 1000,
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Experiment]:
         return self.store.search_experiments(ViewType.from_any(view_type), max_results or 1000, filter_string,
                                              order_by, page_token)
 
@@ -122,7 +122,7 @@ class Client(RegistryClientMixin):
 
     def search_runs(self, experiment_ids: str | Sequence[str], filter_string: str = "",
                     run_view_type: int | str = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
+                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList[Run]:
         if isinstance(experiment_ids, str | int):
             experiment_ids = [str(experiment_ids)]
         return self.store.search_runs([str(e) for e in experiment_ids], filter_string or None,
@@ -280,7 +280,7 @@ class Client(RegistryClientMixin):
 
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int | None = None, order_by: Sequence[Any] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
         order = [o if isinstance(o, str) else _order_dict_to_str(o) for o in (order_by or [])]
         return self.store.search_logged_models(
             [str(e) for e in experiment_ids] if experiment_ids else None, filter_string, max_results or 100,

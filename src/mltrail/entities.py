@@ -6,8 +6,9 @@ Runs, experiments, metrics, params, tags, datasets, logged models and registry o
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 
 class RunStatus:
@@ -325,10 +326,13 @@ class LoggedModel:
         }}
 
 
-class PagedList(list):  # type: ignore[type-arg]
+T = TypeVar("T")
+
+
+class PagedList(list[T]):
     """A list with the token for the next page (None on the last page), like MLflow's."""
 
-    def __init__(self, items: Any = (), token: str | None = None) -> None:
+    def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
         super().__init__(items)
         self.token = token
 

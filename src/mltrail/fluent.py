@@ -22,7 +22,8 @@ _clients: dict[str, Client] = {}
 _state_lock = threading.Lock()
 
 
-def _stack() -> list[ActiveRun]:
+def active_run_stack() -> list[ActiveRun]:
+    """This thread's active runs, innermost last: for callers that must drop a run `end_run` could not end."""
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
@@ -54,7 +55,7 @@ class ActiveRun(Run):
         else:
             status = RunStatus.FAILED
         # end this run (and any nested run left open inside it), not whatever is on top
-        stack = _stack()
+        stack = active_run_stack()
         if any(r.info.run_id == self.info.run_id for r in stack):
             while stack and stack[-1].info.run_id != self.info.run_id:
                 end_run(status)
@@ -97,7 +98,7 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     return exp
 
 
-def _get_experiment_id() -> str:
+def get_experiment_id() -> str:
     if _active_experiment_id is not None:
         return _active_experiment_id
     env_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or os.environ.get("MLTRAIL_EXPERIMENT_ID")
@@ -138,7 +139,7 @@ def search_experiments(view_type: int | str = ViewType.ACTIVE_ONLY, max_results:
 
 
 def set_experiment_tag(key: str, value: Any) -> None:
-    _client().set_experiment_tag(_get_experiment_id(), key, value)
+    _client().set_experiment_tag(get_experiment_id(), key, value)
 
 
 def set_experiment_tags(tags: dict[str, Any]) -> None:
@@ -157,7 +158,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         parent_run_id: the parent to nest under explicitly (must match the active run if there is one).
     """
     global _last_active_run_id
-    stack = _stack()
+    stack = active_run_stack()
     client = _client()
     run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
     if stack and not nested and run_id != stack[-1].info.run_id:
@@ -187,7 +188,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         client.update_run(run_id, RunStatus.RUNNING, run_name)
         run = client.get_run(run_id)
     else:
-        exp_id = str(experiment_id) if experiment_id is not None else _get_experiment_id()
+        exp_id = str(experiment_id) if experiment_id is not None else get_experiment_id()
         all_tags: dict[str, Any] = {}
         from mltrail._context import system_tags
 
@@ -207,7 +208,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End this thread's active run (waiting for any queued log calls first)."""
     global _last_active_run_id
-    stack = _stack()
+    stack = active_run_stack()
     if not stack:
         return
     run = stack[-1]
@@ -220,7 +221,7 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
 
 
 def active_run() -> ActiveRun | None:
-    stack = _stack()
+    stack = active_run_stack()
     return stack[-1] if stack else None
 
 
@@ -366,7 +367,7 @@ def search_runs(experiment_ids: Sequence[str] | None = None, filter_string: str 
         if search_all_experiments:
             experiment_ids = [e.experiment_id for e in search_experiments(ViewType.ALL)]
         elif not experiment_names:
-            experiment_ids = [_get_experiment_id()]
+            experiment_ids = [get_experiment_id()]
     runs: list[Run] = []
     token = None
     while experiment_ids and len(runs) < max_results:
@@ -387,7 +388,7 @@ def search_logged_models(experiment_ids: Sequence[str] | None = None, filter_str
                          max_results: int | None = None, order_by: Sequence[Any] | None = None,
                          output_format: str = "pandas") -> Any:
     client = _client()
-    ids = list(experiment_ids) if experiment_ids else [_get_experiment_id()]
+    ids = list(experiment_ids) if experiment_ids else [get_experiment_id()]
     models: list[LoggedModel] = []
     token = None
     while True:
@@ -418,7 +419,7 @@ def get_logged_model(model_id: str) -> LoggedModel:
 def _end_runs_at_exit() -> None:
     """At interpreter exit: end the main thread's open runs (FINISHED) and flush queued logging."""
     try:
-        while _stack():
+        while active_run_stack():
             end_run()
     except Exception as e:  # noqa: BLE001 - exit must not raise; say what was lost instead
         import sys

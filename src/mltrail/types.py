@@ -287,7 +287,7 @@ class Schema:
     def numpy_types(self) -> list[Any]:
         if self.is_tensor_spec():
             return [x.type for x in self._inputs]
-        return [x.type.to_numpy() for x in self._inputs]  # type: ignore[union-attr]
+        return [x.type.to_numpy() for x in self._inputs]
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [x.to_dict() for x in self._inputs]

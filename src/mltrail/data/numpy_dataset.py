@@ -59,7 +59,7 @@ class NumpyDataset(Dataset):
         return self._targets
 
     @cached_property
-    def schema(self) -> dict[str, Any] | None:  # type: ignore[override]
+    def schema(self) -> dict[str, Any] | None:
         """`{"mlflow_tensorspec": {"features": "<json>", "targets": "<json>" | None}}`."""
         targets = infer_tensor_specs(self._targets) if self._targets is not None else None
         return tensor_dataset_schema(infer_tensor_specs(self._features), targets)

@@ -72,7 +72,7 @@ class PandasDataset(Dataset):
         return {"num_rows": len(self._df), "num_elements": int(self._df.size)}
 
     @cached_property
-    def schema(self) -> dict[str, Any] | None:  # type: ignore[override]
+    def schema(self) -> dict[str, Any] | None:
         """`{"mlflow_colspec": [{"type": "double", "name": "a", "required": true}, ...]}`, or None."""
         try:
             return infer_colspec_schema(self._df)

@@ -134,7 +134,7 @@ class TensorFlowDataset(Dataset):
         return self._targets
 
     @cached_property
-    def schema(self) -> dict[str, Any] | None:  # type: ignore[override]
+    def schema(self) -> dict[str, Any] | None:
         """`{"mlflow_tensorspec": {...}}` from the element spec (or tensor), or None when it has no tensor form."""
         features = _object_specs(self._features)
         targets = _object_specs(self._targets) if self._targets is not None else None
@@ -145,7 +145,7 @@ class TensorFlowDataset(Dataset):
         return tensor_dataset_schema(features, targets)
 
     @cached_property
-    def profile(self) -> dict[str, Any]:  # type: ignore[override]
+    def profile(self) -> dict[str, Any]:
         """num_rows (None when infinite or unknown) and MLflow's `features_cardinality`/`targets_cardinality`."""
         profile: dict[str, Any] = {}
         for side, obj in (("features", self._features), ("targets", self._targets)):

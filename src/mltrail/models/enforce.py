@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue, MltrailWarning
-from mltrail.models.signature import _is_dataframe, _is_series, to_numpy
+from mltrail.models.signature import is_dataframe, is_series, to_numpy
 from mltrail.types import ColSpec, DataType, ParamSchema, Schema, TensorSpec, dtype_name
 
 
@@ -138,9 +138,9 @@ def _enforce_tensor_schema(data: Any, schema: Schema) -> Any:
 
     specs: list[TensorSpec] = schema.inputs  # type: ignore[assignment]
     names = schema.input_names()
-    if _is_series(data):
+    if is_series(data):
         data = data.to_frame()
-    if _is_dataframe(data):
+    if is_dataframe(data):
         data = _dataframe_to_tensors(data, schema)
     data = to_numpy(data)
     if isinstance(data, dict):
@@ -175,9 +175,9 @@ def _to_dataframe(data: Any, schema: Schema) -> Any:
 
     cols = [c if c is not None else i for i, c in enumerate(s.name for s in schema.inputs)]
     data = to_numpy(data)
-    if _is_dataframe(data):
+    if is_dataframe(data):
         return data
-    if _is_series(data):
+    if is_series(data):
         return data.to_frame(name=cols[0] if data.name is None else data.name)
     if isinstance(data, dict):
         if all(np.ndim(to_numpy(v)) == 0 for v in data.values()):
@@ -288,9 +288,9 @@ def convert_without_schema(data: Any) -> Any:
     import numpy as np
 
     data = to_numpy(data)
-    if _is_dataframe(data) or isinstance(data, np.ndarray):
+    if is_dataframe(data) or isinstance(data, np.ndarray):
         return data
-    if _is_series(data):
+    if is_series(data):
         return data.to_numpy()
     if isinstance(data, dict):
         return {k: np.asarray(to_numpy(v)) for k, v in data.items()}

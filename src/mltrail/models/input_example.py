@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue
-from mltrail.models.signature import _is_dataframe, _is_series, to_numpy
+from mltrail.models.signature import is_dataframe, is_series, to_numpy
 
 INPUT_EXAMPLE_FILE = "input_example.json"
 SERVING_INPUT_FILE = "serving_input_example.json"
@@ -38,9 +38,9 @@ def normalize_example(example: Any) -> Any:
     import numpy as np
 
     example = to_numpy(example)
-    if _is_dataframe(example):
+    if is_dataframe(example):
         return example
-    if _is_series(example):
+    if is_series(example):
         return example.to_frame()
     if isinstance(example, np.ndarray):
         return example
@@ -66,7 +66,7 @@ def normalize_example(example: Any) -> Any:
 def save_input_example(path: str, example: Any) -> dict[str, Any]:
     """Write the example (and its serving request body) into the model directory; return the MLmodel info."""
     example = normalize_example(example)
-    if _is_dataframe(example):
+    if is_dataframe(example):
         split = example.to_dict(orient="split")
         payload: dict[str, Any] = {"columns": [str(c) for c in split["columns"]],
                                    "data": [[_jsonable(v) for v in row] for row in split["data"]]}

@@ -77,11 +77,11 @@ def to_numpy(x: Any) -> Any:
     return x
 
 
-def _is_dataframe(x: Any) -> bool:
+def is_dataframe(x: Any) -> bool:
     return type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")
 
 
-def _is_series(x: Any) -> bool:
+def is_series(x: Any) -> bool:
     return type(x).__name__ == "Series" and type(x).__module__.startswith("pandas")
 
 
@@ -173,7 +173,7 @@ def _tensor_spec(arr: Any, name: str | None, what: str) -> TensorSpec:
 def _is_array_like(x: Any) -> bool:
     import numpy as np
 
-    return isinstance(x, np.ndarray | list | tuple) or _is_tensor_like(x) or _is_series(x)
+    return isinstance(x, np.ndarray | list | tuple) or _is_tensor_like(x) or is_series(x)
 
 
 def infer_schema(data: Any) -> Schema:
@@ -181,11 +181,11 @@ def infer_schema(data: Any) -> Schema:
     import numpy as np
 
     data = to_numpy(data)
-    if _is_dataframe(data):
+    if is_dataframe(data):
         if len(data.columns) == 0:
             raise InvalidParameterValue("Cannot infer a schema from a DataFrame with no columns.")
         return Schema([_colspec_of_series(data[c], str(c)) for c in data.columns])
-    if _is_series(data):
+    if is_series(data):
         return Schema([_colspec_of_series(data, None if data.name is None else str(data.name))])
     if isinstance(data, dict):
         if not data:

@@ -35,12 +35,12 @@ JSON = "application/json"
 
 class RequestTooLarge(MltrailException):
     error_code = REQUEST_LIMIT_EXCEEDED
-    http_status = 413  # type: ignore[assignment]
+    http_status = 413
 
 
 class UnsupportedMediaType(MltrailException):
     error_code = BAD_REQUEST
-    http_status = 415  # type: ignore[assignment]
+    http_status = 415
 
 
 def json_response(obj: Any, status: int = 200) -> Response:

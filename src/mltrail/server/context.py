@@ -28,7 +28,7 @@ class ArtifactsNotServed(MltrailException):
     """The artifact proxy is off (`--no-serve-artifacts`)."""
 
     error_code = "TEMPORARILY_UNAVAILABLE"
-    http_status = 503  # type: ignore[assignment]
+    http_status = 503
 
 
 def _is_local(uri: str) -> bool:

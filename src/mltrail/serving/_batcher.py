@@ -30,11 +30,11 @@ _log = logging.getLogger("mltrail.serving")
 _TURNS_PER_LOOK = 3
 
 
-def _is_frame(x: Any) -> bool:
+def is_frame(x: Any) -> bool:
     return type(x).__name__ == "DataFrame" and (type(x).__module__ or "").startswith("pandas")
 
 
-def _is_series(x: Any) -> bool:
+def is_series(x: Any) -> bool:
     return type(x).__name__ == "Series" and (type(x).__module__ or "").startswith("pandas")
 
 
@@ -74,7 +74,7 @@ def batch_key(data: Any) -> tuple[Any, ...] | None:
             lead = v.shape[0]
             keys.append(k)
         return ("list", tuple(keys))
-    if _is_frame(data) and len(data) > 0:
+    if is_frame(data) and len(data) > 0:
         return ("frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
     return None
 
@@ -85,7 +85,7 @@ def rows_of(data: Any) -> int:
         return int(next(iter(data.values())).shape[0])
     if isinstance(data, list):
         return int(data[0].shape[0])
-    if _is_frame(data):
+    if is_frame(data):
         return len(data)
     return int(data.shape[0])
 
@@ -114,7 +114,7 @@ def _split_one(out: Any, sizes: Sequence[int], total: int) -> list[Any] | None:
         if out.ndim == 0 or out.shape[0] != total:
             return None
         return np.split(out, bounds)
-    if _is_frame(out) or _is_series(out):
+    if is_frame(out) or is_series(out):
         if len(out) != total:
             return None
         starts = [0, *bounds]

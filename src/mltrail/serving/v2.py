@@ -149,16 +149,16 @@ def _model_input(tensors: list[tuple[str, Any]], schema: Any) -> Any:
 def _named_outputs(out: Any, schema: Any) -> list[tuple[str, Any]]:
     import numpy as np
 
-    from mltrail.serving._batcher import _is_frame, _is_series
+    from mltrail.serving._batcher import is_frame, is_series
 
     names = [s.name for s in schema.inputs] if schema is not None else []
     if hasattr(out, "numpy") and callable(out.numpy) and not isinstance(out, np.ndarray):
         out = out.numpy()
     if isinstance(out, dict):
         return [(str(k), v) for k, v in out.items()]
-    if _is_frame(out):
+    if is_frame(out):
         return [(str(c), out[c].to_numpy()) for c in out.columns]
-    if _is_series(out):
+    if is_series(out):
         return [(str(out.name) if out.name is not None else "output-0", out.to_numpy())]
     if isinstance(out, list | tuple) and out and all(hasattr(v, "shape") for v in out):
         return [(names[i] if i < len(names) and names[i] else f"output-{i}", v) for i, v in enumerate(out)]

@@ -53,7 +53,7 @@ class TrackingStore(Protocol):
     @abstractmethod
     def search_experiments(self, view_type: int = 1, max_results: int = 1000, filter_string: str | None = None,
                            order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Experiment]:
         raise NotImplementedError
 
     @abstractmethod
@@ -118,7 +118,7 @@ class TrackingStore(Protocol):
 
     @abstractmethod
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Metric]:
         raise NotImplementedError
 
     @abstractmethod
@@ -140,7 +140,7 @@ class TrackingStore(Protocol):
     @abstractmethod
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,
-                    page_token: str | None = None) -> PagedList:
+                    page_token: str | None = None) -> PagedList[Run]:
         raise NotImplementedError
 
     @abstractmethod
@@ -186,7 +186,7 @@ class TrackingStore(Protocol):
     @abstractmethod
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
         raise NotImplementedError
 
     def log_logged_model_metrics(self, model_id: str, run_id: str, metrics: Sequence[Metric]) -> None:

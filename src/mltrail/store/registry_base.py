@@ -50,7 +50,7 @@ class RegistryStore(Protocol):
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList:
+                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
         raise NotImplementedError
 
     @abstractmethod
@@ -98,7 +98,7 @@ class RegistryStore(Protocol):
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> PagedList:
+                              page_token: str | None = None) -> PagedList[ModelVersion]:
         raise NotImplementedError
 
     @abstractmethod

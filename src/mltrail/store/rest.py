@@ -302,7 +302,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         return rj.experiment_from_json(out["experiment"])
 
     def search_experiments(self, view_type: int = 1, max_results: int = 1000, filter_string: str | None = None,
-                           order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
+                           order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList[Experiment]:
         out = self.http.call("POST", f"{API}/experiments/search", rj.drop_none({
             "view_type": int(view_type), "max_results": max_results, "filter": filter_string,
             "order_by": list(order_by or []), "page_token": page_token}))
@@ -363,7 +363,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         self.http.call("POST", f"{API}/runs/delete-tag", {"run_id": run_id, "key": key})
 
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Metric]:
         self._drain()
         out = self.http.call("GET", f"{API}/metrics/get-history", {
             "run_id": run_id, "metric_key": metric_key, "max_results": max_results, "page_token": page_token})
@@ -379,7 +379,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
 
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,
-                    page_token: str | None = None) -> PagedList:
+                    page_token: str | None = None) -> PagedList[Run]:
         self._drain()
         out = self.http.call("POST", f"{API}/runs/search", rj.drop_none({
             "experiment_ids": [str(e) for e in experiment_ids], "filter": filter_string,
@@ -438,7 +438,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
 
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
         order = []
         for o in order_by or []:
             field, _, direction = str(o).strip().partition(" ")

@@ -61,7 +61,7 @@ class RestRegistryMixin(RegistryStore):
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList:
+                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
         out = self.http.call("GET", f"{_RM}/search", _clean({
             "filter": filter_string or None, "max_results": max_results, "order_by": list(order_by or []) or None,
             "page_token": page_token or None}))
@@ -105,7 +105,7 @@ class RestRegistryMixin(RegistryStore):
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> PagedList:
+                              page_token: str | None = None) -> PagedList[ModelVersion]:
         out = self.http.call("GET", f"{_MV}/search", _clean({
             "filter": filter_string or None, "max_results": max_results, "order_by": list(order_by or []) or None,
             "page_token": page_token or None}))

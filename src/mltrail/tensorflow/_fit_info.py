@@ -244,13 +244,13 @@ def model_config(model: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- examples and datasets
-def _to_numpy(x: Any) -> Any:
+def to_numpy(x: Any) -> Any:
     import numpy as np
 
     if isinstance(x, dict):
-        return {k: _to_numpy(v) for k, v in x.items()}
+        return {k: to_numpy(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_to_numpy(v) for v in x]
+        return [to_numpy(v) for v in x]
     if hasattr(x, "numpy"):
         return x.numpy()
     return np.asarray(x)
@@ -264,7 +264,7 @@ def _head(x: Any, n: int) -> Any:
     return x[:n]
 
 
-def _name_inputs(x: Any, model: Any) -> Any:
+def name_inputs(x: Any, model: Any) -> Any:
     """A list of inputs becomes a dict keyed by the model's input names, so a signature names them."""
     if not isinstance(x, list):
         return x
@@ -277,15 +277,15 @@ def _name_inputs(x: Any, model: Any) -> Any:
 def input_slice(x: Any, model: Any, n: int = EXAMPLE_ROWS) -> Any:
     """A few rows of the training inputs, as numpy; None when they cannot be read without consuming."""
     if _is_array_struct(x):
-        return _name_inputs(_to_numpy(_head(x, n)), model)
+        return name_inputs(to_numpy(_head(x, n)), model)
     if _is_tf_dataset(x):
         element = next(iter(x.take(1)))
         bx = element[0] if isinstance(element, tuple) else element
-        return _name_inputs(_to_numpy(_head(bx, n)), model)
+        return name_inputs(to_numpy(_head(bx, n)), model)
     if _is_py_dataset(x):
         first = x[0]
         bx = first[0] if isinstance(first, tuple) else first
-        return _name_inputs(_to_numpy(_head(bx, n)), model)
+        return name_inputs(to_numpy(_head(bx, n)), model)
     return None
 
 

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue
-from mltrail.models.signature import _is_dataframe, to_numpy
+from mltrail.models.signature import is_dataframe, to_numpy
 
 
 def _as_numpy(value: Any) -> Any:
@@ -54,7 +54,7 @@ def _arrange(data: Any, structure: Any, what: str) -> Any:
     """Fit prepared input (array, list, dict by name, DataFrame) to the structure of TensorSpecs a function takes."""
     import numpy as np
 
-    if _is_dataframe(data):
+    if is_dataframe(data):
         if isinstance(structure, dict | list) and len(structure) > 1:
             data = {str(c): np.stack(data[c].to_list()) if data[c].dtype == object else data[c].to_numpy()
                     for c in data.columns}
@@ -166,7 +166,7 @@ class KerasModelWrapper:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         fn = self._compiled()
-        df_in = _is_dataframe(data)
+        df_in = is_dataframe(data)
         if self._structure is not None:
             x = _arrange(data, self._structure, "model")
         else:

@@ -24,8 +24,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from mltrail.errors import InvalidParameterValue
-
 _logger = logging.getLogger("mltrail.tensorflow")
 
 FLAVOR_NAME = "tensorflow"
@@ -107,20 +105,10 @@ def autolog(log_models: bool = True, log_datasets: bool = True, disable: bool = 
             _config = None
             _unpatch()
         return
-    if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or not isinstance(
-            log_every_n_steps, int) or log_every_n_steps < 1):
-        raise InvalidParameterValue(
-            f"Invalid log_every_n_steps: received {log_every_n_steps!r}; expected a positive integer or None.")
-    if not log_every_epoch and log_every_n_steps is None:
-        raise InvalidParameterValue(
-            "autolog would log no metrics: received log_every_epoch=False and log_every_n_steps=None; set "
-            "log_every_epoch=True or give log_every_n_steps.")
-    if checkpoint_mode not in ("min", "max"):
-        raise InvalidParameterValue(f"Invalid checkpoint_mode {checkpoint_mode!r}: expected 'min' or 'max'.")
-    if checkpoint_save_freq != "epoch" and (isinstance(checkpoint_save_freq, bool) or not isinstance(
-            checkpoint_save_freq, int) or checkpoint_save_freq < 1):
-        raise InvalidParameterValue(
-            f"Invalid checkpoint_save_freq {checkpoint_save_freq!r}: expected 'epoch' or a positive number of steps.")
+    from mltrail.tensorflow.callback import check_checkpoint_settings, check_metric_settings
+
+    check_metric_settings(log_every_epoch, log_every_n_steps, "autolog would log no metrics")
+    check_checkpoint_settings(checkpoint_mode, checkpoint_save_freq, ("checkpoint_mode", "checkpoint_save_freq"))
     config = AutologConfig(
         log_models=log_models, log_datasets=log_datasets, exclusive=exclusive, silent=silent,
         registered_model_name=registered_model_name, log_input_examples=log_input_examples,
@@ -235,16 +223,16 @@ class _Fit:
 
     # ---------------------------------------------------------------- before fit
     def start(self) -> None:
-        import mltrail
-        from mltrail.tensorflow.callback import _Session
+        from mltrail import fluent
+        from mltrail.tensorflow.callback import LoggingSession
 
-        run = mltrail.active_run()
+        run = fluent.active_run()
         if run is None:
             tags = {"mlflow.autologging": FLAVOR_NAME, **self.config.extra_tags}
-            run = mltrail.start_run(tags=tags)
+            run = fluent.start_run(tags=tags)
             self.managed = True
         self.run_id = run.info.run_id
-        self.session = _Session(self.run_id, silent=self.config.silent)
+        self.session = LoggingSession(self.run_id, silent=self.config.silent)
 
     def callbacks(self, given: Any) -> Any:
         """The callbacks fit gets: the user's, plus ours."""
@@ -350,14 +338,14 @@ class _Fit:
             try:
                 x = _fit_info.input_slice(self.fit_args.get("x"), model)
                 if x is not None:
-                    named = _fit_info._name_inputs(x, model)
+                    named = _fit_info.name_inputs(x, model)
                     if config.log_input_examples:
                         input_example = named
                     if config.log_model_signatures:
                         from mltrail.models.signature import infer_signature
 
                         stop = model.stop_training
-                        output = _fit_info._to_numpy(model(x, training=False))
+                        output = _fit_info.to_numpy(model(x, training=False))
                         model.stop_training = stop
                         signature = infer_signature(named, output)
             except Exception as e:  # noqa: BLE001
@@ -390,33 +378,31 @@ class _Fit:
 
     def finish(self, status: str | None) -> None:
         """Store what is queued, end the run autolog started, and warn about failures."""
-        import mltrail
+        from mltrail import fluent
 
         failures = self.session.failures
         self.session.writer.close()
         if self.managed:
             try:
-                run = mltrail.active_run()
+                run = fluent.active_run()
                 if run is not None and run.info.run_id == self.run_id:
-                    mltrail.end_run(status or "FINISHED")
+                    fluent.end_run(status or "FINISHED")
                 else:
                     self.session.client.set_terminated(self.run_id, status or "FINISHED")
             except Exception as e:  # noqa: BLE001
                 failures.record("the run's end", e)
-                from mltrail import fluent
-
-                stack = fluent._stack()
+                stack = fluent.active_run_stack()
                 if stack and stack[-1].info.run_id == self.run_id:
                     stack.pop()
         failures.emit()
 
 
 def _autologged_fit(config: AutologConfig, original: Any, model: Any, args: tuple, kwargs: dict) -> Any:
-    import mltrail
+    from mltrail import fluent
     from mltrail.tensorflow import _fit_info
     from mltrail.tensorflow._async_writer import FailureReport
 
-    if config.exclusive and mltrail.active_run() is not None:
+    if config.exclusive and fluent.active_run() is not None:
         return original(model, *args, **kwargs)
     try:
         fit_args: dict[str, Any] | None = _fit_info.bind_fit_args(original, model, args, kwargs)

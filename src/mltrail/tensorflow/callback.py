@@ -51,7 +51,42 @@ def _set_progress(run_id: str, next_epoch: int, next_step: int) -> None:
             _progress.popitem(last=False)
 
 
-class _Session:
+def check_metric_settings(log_every_epoch: bool, log_every_n_steps: int | None, nothing_logged: str) -> None:
+    """Refuse a `log_every_n_steps` that is not a positive integer, and settings that log no metrics.
+
+    `nothing_logged` starts the message for the second case (it names the caller).
+    """
+    if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or not isinstance(
+            log_every_n_steps, int) or log_every_n_steps < 1):
+        raise InvalidParameterValue(
+            f"Invalid log_every_n_steps: received {log_every_n_steps!r}; expected a positive integer or None.")
+    if not log_every_epoch and log_every_n_steps is None:
+        raise InvalidParameterValue(
+            f"{nothing_logged}: received log_every_epoch=False and log_every_n_steps=None; set "
+            "log_every_epoch=True or give log_every_n_steps.")
+
+
+def check_checkpoint_settings(mode: str, save_freq: str | int, names: tuple[str, str]) -> None:
+    """Refuse a checkpoint mode other than "min"/"max" and a save_freq other than "epoch" or a step count.
+
+    `names` are what the messages call the mode and save_freq (the caller's argument names).
+    """
+    mode_name, freq_name = names
+    if mode not in ("min", "max"):
+        raise InvalidParameterValue(f"Invalid {mode_name} {mode!r}: expected 'min' or 'max'.")
+    if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+        raise InvalidParameterValue(
+            f"Invalid {freq_name} {save_freq!r}: expected 'epoch' or a positive number of steps.")
+
+
+def _active_or_new_run() -> Any:
+    """The active run, else one started now."""
+    from mltrail import fluent
+
+    return fluent.active_run() or fluent.start_run()
+
+
+class LoggingSession:
     """One fit's logging: the run, a client, the writer thread and the failures seen."""
 
     def __init__(self, run_id: str, silent: bool = False) -> None:
@@ -87,7 +122,46 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-class MlflowCallback(keras.callbacks.Callback):
+class _SessionCallback(keras.callbacks.Callback):
+    """A callback that logs through a LoggingSession, its own or one autolog hands over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # autolog hands over its session (and closes it); standalone, the callback opens its own
+        self._session: LoggingSession | None = None
+        self._owns_session = False
+        self._active = False
+
+    def _new_session(self) -> LoggingSession:  # pragma: no cover - each callback defines it
+        raise NotImplementedError
+
+    def _ensure_session(self, what: str) -> LoggingSession | None:
+        """The session (opened now unless handed over); None, after a warning about `what`, when it cannot open."""
+        if self._session is None:
+            try:
+                self._session = self._new_session()
+            except Exception as e:  # noqa: BLE001 - no run, no logging; training goes on
+                failures = FailureReport()
+                failures.record(what, e)
+                failures.emit()
+                return None
+            self._owns_session = True
+        return self._session
+
+    def _release_session(self) -> None:
+        """At train end: close our own session (storing what is queued), or emit a handed-over one's warnings."""
+        session = self._session
+        if session is None:
+            return
+        if self._owns_session:
+            session.close()
+            self._session = None
+            self._owns_session = False
+        else:
+            session.failures.emit()
+
+
+class MlflowCallback(_SessionCallback):
     """Log a Keras `fit` to a run: optimizer params, model summary and config, and metrics.
 
     Args:
@@ -108,46 +182,26 @@ class MlflowCallback(keras.callbacks.Callback):
 
     def __init__(self, run: Any = None, log_every_epoch: bool = True, log_every_n_steps: int | None = None) -> None:
         super().__init__()
-        if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or not isinstance(
-                log_every_n_steps, int) or log_every_n_steps < 1):
-            raise InvalidParameterValue(
-                f"Invalid log_every_n_steps: received {log_every_n_steps!r}; expected a positive integer or None.")
-        if not log_every_epoch and log_every_n_steps is None:
-            raise InvalidParameterValue(
-                "MlflowCallback would log nothing: received log_every_epoch=False and log_every_n_steps=None; "
-                "set log_every_epoch=True or give log_every_n_steps.")
+        check_metric_settings(log_every_epoch, log_every_n_steps, "MlflowCallback would log nothing")
         self.run = run
         self.log_every_epoch = bool(log_every_epoch)
         self.log_every_n_steps = log_every_n_steps
         if run is not None:
             _run_id_of(run)  # fail now, not at train begin
-        # autolog hands over its session (and closes it); standalone, the callback opens its own
-        self._session: _Session | None = None
-        self._owns_session = False
-        self._active = False
         if log_every_n_steps is not None:
             # Defined only when asked for: every callback's batch hook is a call per step.
-            self.on_train_batch_end = self._log_step  # type: ignore[method-assign]
+            self.on_train_batch_end = self._log_step
 
     # ------------------------------------------------------------------ train begin / end
-    def _open_session(self) -> _Session:
-        import mltrail
-
-        run = self.run if self.run is not None else (mltrail.active_run() or mltrail.start_run())
-        self._owns_session = True
-        return _Session(_run_id_of(run))
+    def _new_session(self) -> LoggingSession:
+        run = self.run if self.run is not None else _active_or_new_run()
+        return LoggingSession(_run_id_of(run))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._active = False
-        session = self._session
+        session = self._ensure_session("the run")
         if session is None:
-            try:
-                session = self._session = self._open_session()
-            except Exception as e:  # noqa: BLE001 - no run, no logging; training goes on
-                failures = FailureReport()
-                failures.record("the run", e)
-                failures.emit()
-                return
+            return
         self._active = True
         self._writer = session.writer
         self._failures = session.failures
@@ -228,12 +282,7 @@ class MlflowCallback(keras.callbacks.Callback):
         self._step = max(self._step, self._iterations(optimizer))
         next_epoch = self._next_epoch if self._last_epoch is None else self.epoch_step(self._last_epoch) + 1
         _set_progress(session.run_id, next_epoch, self._step)
-        if self._owns_session:
-            session.close()
-            self._session = None
-            self._owns_session = False
-        else:
-            session.failures.emit()
+        self._release_session()
         self._active = False
 
     # ------------------------------------------------------------------ epochs and steps
@@ -302,7 +351,7 @@ CHECKPOINT_MIN_INTERVAL_S = 60.0
 _CHECKPOINT_COST_FACTOR = 50.0
 
 
-class MlflowModelCheckpointCallback(keras.callbacks.Callback):
+class MlflowModelCheckpointCallback(_SessionCallback):
     """Save the model (or its weights) to the run's `checkpoints/` artifacts during training.
 
     With `save_best_only`, the best model so far is `checkpoints/latest_checkpoint.keras` (or
@@ -323,11 +372,7 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
     def __init__(self, client: Any = None, run_id: str | None = None, monitor: str = "val_loss", mode: str = "min",
                  save_best_only: bool = True, save_weights_only: bool = False, save_freq: str | int = "epoch") -> None:
         super().__init__()
-        if mode not in ("min", "max"):
-            raise InvalidParameterValue(f"Invalid checkpoint mode {mode!r}: expected 'min' or 'max'.")
-        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
-            raise InvalidParameterValue(
-                f"Invalid checkpoint save_freq {save_freq!r}: expected 'epoch' or a positive number of steps.")
+        check_checkpoint_settings(mode, save_freq, ("checkpoint mode", "checkpoint save_freq"))
         if save_best_only and not monitor:
             raise InvalidParameterValue("save_best_only=True needs a metric to monitor: received monitor=None.")
         self.client = client
@@ -337,31 +382,22 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
         self.save_freq = save_freq
-        self._session: _Session | None = None
-        self._owns_session = False
-        self._active = False
         # Whether a callback may change the weights after the last epoch (EarlyStopping restoring the
         # best ones): then a checkpoint kept in memory is always put back before it is written.
         self.weights_change_at_train_end = True
         if save_freq != "epoch":
-            self.on_train_batch_end = self._on_batch  # type: ignore[method-assign]
+            self.on_train_batch_end = self._on_batch
+
+    def _new_session(self) -> LoggingSession:
+        session = LoggingSession(self.run_id or _run_id_of(_active_or_new_run()))
+        if self.client is not None:
+            session.client = session.writer.client = self.client
+        return session
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._active = False
-        if self._session is None:
-            try:
-                import mltrail
-
-                run_id = self.run_id or _run_id_of(mltrail.active_run() or mltrail.start_run())
-                self._session = _Session(run_id)
-                if self.client is not None:
-                    self._session.client = self._session.writer.client = self.client
-                self._owns_session = True
-            except Exception as e:  # noqa: BLE001
-                failures = FailureReport()
-                failures.record("checkpoints", e)
-                failures.emit()
-                return
+        if self._ensure_session("checkpoints") is None:
+            return
         self._active = True
         self._best: float | None = None
         self._pending: tuple[list[Any] | None, dict[str, Any], int, int] | None = None
@@ -397,14 +433,7 @@ class MlflowModelCheckpointCallback(keras.callbacks.Callback):
         if not self._active:
             return
         self.write_pending()
-        session = self._session
-        if session is not None:
-            if self._owns_session:
-                session.close()
-                self._session = None
-                self._owns_session = False
-            else:
-                session.failures.emit()
+        self._release_session()
         self._active = False
 
     # ------------------------------------------------------------------ deciding and writing
@@ -534,16 +563,17 @@ def load_checkpoint(model: Any = None, run_id: str | None = None, epoch: int | N
     """
     import posixpath
 
-    import mltrail
+    from mltrail import fluent
+    from mltrail.client import Client
 
     if epoch is not None and global_step is not None:
         raise InvalidParameterValue("Give at most one of `epoch` and `global_step` to load_checkpoint.")
     if run_id is None:
-        run = mltrail.active_run()
+        run = fluent.active_run()
         if run is None:
             raise InvalidParameterValue("load_checkpoint needs `run_id` when no run is active.")
         run_id = run.info.run_id
-    client = mltrail.MlflowClient()
+    client = Client()
     latest = client.get_run(run_id).data.tags.get(LATEST_CHECKPOINT_TAG)
     if latest is None:
         raise InvalidParameterValue(f"Run {run_id} has no checkpoint (no tag {LATEST_CHECKPOINT_TAG!r}).")

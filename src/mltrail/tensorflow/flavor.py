@@ -292,7 +292,7 @@ def log_model(model: Any, artifact_path: str | None = None, custom_objects: dict
     Returns:
         A ModelInfo with `model_uri` = `models:/<model_id>`.
     """
-    from mltrail.models._log import log_model as _log
+    from mltrail.models.model_logging import log_model as _log
 
     return _log(save_model, name=name, artifact_path=artifact_path, registered_model_name=registered_model_name,
                 await_registration_for=await_registration_for, metadata=metadata, params=params, tags=tags,

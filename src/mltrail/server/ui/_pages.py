@@ -278,8 +278,7 @@ def registered_model(ui: UI, request: Request) -> Response:
     for v in versions:
         rows.append({"v": v, "aliases": sorted(a for a, version in aliases.items() if str(version) == str(v.version)),
                      "tags": dict(v.tags)})
-    latest = rows[0]["v"] if rows else None
     uri = f"models:/{name}@{next(iter(sorted(aliases)))}" if aliases else (
-        f"models:/{name}/{latest.version}" if latest is not None else f"models:/{name}/1")
+        f"models:/{name}/{versions[0].version}" if versions else f"models:/{name}/1")
     return ui.render(request, "registered_model.html", rm=rm, rows=rows, aliases=aliases,
                      tags=dict(rm.tags), snippets=snippets(uri, tracking, [], None))

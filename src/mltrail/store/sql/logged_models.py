@@ -156,7 +156,7 @@ class LoggedModelsMixin:
 
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
-                             page_token: str | None = None) -> PagedList:
+                             page_token: str | None = None) -> PagedList[LoggedModel]:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="logged_model")

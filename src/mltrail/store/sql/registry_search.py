@@ -119,7 +119,7 @@ class RegistrySearchMixin:
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList:
+                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="registered_model")
@@ -154,7 +154,7 @@ class RegistrySearchMixin:
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> PagedList:
+                              page_token: str | None = None) -> PagedList[ModelVersion]:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="model_version")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, false, func, select, true
 
-from mltrail.entities import LifecycleStage, PagedList, ViewType
+from mltrail.entities import Experiment, LifecycleStage, PagedList, Run, ViewType
 from mltrail.errors import InvalidParameterValue
 from mltrail.store._paging import check_max_results, decode_token, encode_token
 from mltrail.store.sql import schema as t
@@ -125,7 +125,7 @@ class SearchMixin:
 
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList:
+                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList[Run]:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="run")
@@ -196,7 +196,7 @@ class SearchMixin:
 
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Experiment]:
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="experiment")

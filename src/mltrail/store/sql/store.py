@@ -358,7 +358,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingSt
         return Metric(key=key or row.key, value=value, timestamp=row.timestamp, step=row.step)
 
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
-                           page_token: str | None = None) -> PagedList:
+                           page_token: str | None = None) -> PagedList[Metric]:
         offset = decode_token(page_token)
         m = t.metrics
         q = (select(m.c.step, m.c.timestamp, m.c.value, m.c.is_nan)

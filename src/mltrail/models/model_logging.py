@@ -29,19 +29,6 @@ def resolve_name(name: str | None, artifact_path: str | None) -> str:
     return str(name) if name is not None else "model"
 
 
-def _register_fn(registered_model_name: str | None) -> Any:
-    if registered_model_name is None:
-        return None
-    import mltrail
-
-    fn = getattr(mltrail, "register_model", None)
-    if fn is None:
-        raise InvalidParameterValue(
-            f"Cannot register the model as {registered_model_name!r}: the model registry is not available in "
-            "this installation. Log without `registered_model_name`.")
-    return fn
-
-
 def log_model(save: Callable[..., None], *, name: str | None, artifact_path: str | None = None,
               registered_model_name: str | None = None, await_registration_for: int | None = None,
               metadata: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
@@ -58,18 +45,18 @@ def log_model(save: Callable[..., None], *, name: str | None, artifact_path: str
         The ModelInfo; its `model_uri` is `models:/<model_id>`.
     """
     from mltrail import fluent
+    from mltrail._registry_fluent import register_model
     from mltrail.client import Client
     from mltrail.entities import LoggedModelOutput, LoggedModelStatus
 
     model_name = resolve_name(name, artifact_path)
-    register = _register_fn(registered_model_name)
     client = Client()
     run = fluent.active_run()
     run_id = run.info.run_id if run is not None else None
     if model_id is not None:
         logged = client.get_logged_model(model_id)
     else:
-        experiment_id = run.info.experiment_id if run is not None else fluent._get_experiment_id()
+        experiment_id = run.info.experiment_id if run is not None else fluent.get_experiment_id()
         all_params = dict(client.get_run(run_id).data.params) if run_id else {}
         all_params.update({k: str(v) for k, v in (params or {}).items()})
         logged = client.create_logged_model(experiment_id, name=model_name, source_run_id=run_id, tags=tags,
@@ -78,9 +65,8 @@ def log_model(save: Callable[..., None], *, name: str | None, artifact_path: str
         if run_id is not None:
             output = LoggedModelOutput(logged.model_id, int(step or 0))
             client.log_outputs(run_id, [output])
-            outputs = getattr(run, "outputs", None)
-            if outputs is not None and output not in outputs.model_outputs:
-                outputs.model_outputs.append(output)
+            if run is not None and output not in run.outputs.model_outputs:
+                run.outputs.model_outputs.append(output)
         mlmodel = Model(artifact_path=logged.artifact_location, run_id=run_id, model_uuid=logged.model_id,
                         model_id=logged.model_id, metadata=metadata)
         with tempfile.TemporaryDirectory(prefix="mltrail-log-model-") as tmp:
@@ -95,8 +81,10 @@ def log_model(save: Callable[..., None], *, name: str | None, artifact_path: str
             pass
         raise
     info = mlmodel.get_model_info(f"models:/{logged.model_id}", logged_model=logged)
-    if register is not None:
-        kwargs = {"await_registration_for": await_registration_for} if await_registration_for is not None else {}
-        version = register(info.model_uri, registered_model_name, **kwargs)
-        info.registered_model_version = int(version.version) if getattr(version, "version", None) else None
+    if registered_model_name is not None:
+        kwargs: dict[str, Any] = {}
+        if await_registration_for is not None:
+            kwargs["await_registration_for"] = await_registration_for
+        version = register_model(info.model_uri, registered_model_name, **kwargs)
+        info.registered_model_version = int(version.version) if version.version else None
     return info
