@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -19,14 +21,39 @@ def _client(tracking_uri: str | None) -> Any:
 
 _uri_option = click.option("--tracking-uri", envvar=["MLTRAIL_TRACKING_URI", "MLFLOW_TRACKING_URI"], default=None,
                            help="Tracking URI (default: the embedded ./mltrail store).")
+_view_option = click.option("--view", type=click.Choice(["active_only", "deleted_only", "all"]),
+                            default="active_only")
 
 
 def _fmt_ms(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
 
 
-def _fail(e: MltrailException) -> None:
-    raise click.ClickException(f"{e.error_code}: {e.message}")
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Report an MltrailException raised inside as click's one-line error (exit code 1), not a traceback.
+
+    Shared by every mltrail command group (`mltrail models` too), so all print `ERROR_CODE: message`.
+    """
+    try:
+        yield
+    except MltrailException as e:
+        raise click.ClickException(f"{e.error_code}: {e.message}") from e
+
+
+def _add_lifecycle_command(group: click.Group, action: str, noun: str, short_flag: str,
+                           help_text: str) -> None:
+    """Add `<group> <action> --<noun>-id ID`: call `Client.<action>_<noun>(ID)`, then confirm in one line."""
+    id_param = f"{noun}_id"  # the parameter's name, as a hand-written command would have it
+
+    @group.command(action, help=help_text)
+    @_uri_option
+    @click.option(f"--{noun}-id", short_flag, id_param, required=True)
+    def command(tracking_uri: str | None, **given: str) -> None:
+        object_id = given[id_param]
+        with cli_errors():
+            getattr(_client(tracking_uri), f"{action}_{noun}")(object_id)
+        click.echo(f"{noun.capitalize()} {object_id} {action}d.")  # "deleted", "restored"
 
 
 # ------------------------------------------------------------------ experiments
@@ -37,12 +64,12 @@ def experiments() -> None:
 
 @experiments.command("list")
 @_uri_option
-@click.option("--view", type=click.Choice(["active_only", "deleted_only", "all"]), default="active_only")
+@_view_option
 def experiments_list(tracking_uri: str | None, view: str) -> None:
     """List experiments with their ids and run counts."""
     client = _client(tracking_uri)
     exps = list(client.search_experiments(view_type=view.upper(), max_results=50000))
-    counts: dict[str, int] = getattr(client.store, "count_runs", lambda ids: {})([e.experiment_id for e in exps])
+    counts = client.store.count_runs([e.experiment_id for e in exps])
     click.echo(f"{'ID':>6}  {'RUNS':>6}  {'STAGE':<8}  NAME")
     for e in exps:
         click.echo(f"{e.experiment_id:>6}  {counts.get(e.experiment_id, 0):>6}  {e.lifecycle_stage:<8}  {e.name}")
@@ -54,35 +81,15 @@ def experiments_list(tracking_uri: str | None, view: str) -> None:
 @click.option("--artifact-location", "-l", default=None)
 def experiments_create(tracking_uri: str | None, experiment_name: str, artifact_location: str | None) -> None:
     """Create an experiment and print its id."""
-    try:
+    with cli_errors():
         exp_id = _client(tracking_uri).create_experiment(experiment_name, artifact_location)
-    except MltrailException as e:
-        _fail(e)
     click.echo(f"Created experiment '{experiment_name}' with id {exp_id}")
 
 
-@experiments.command("delete")
-@_uri_option
-@click.option("--experiment-id", "-x", required=True)
-def experiments_delete(tracking_uri: str | None, experiment_id: str) -> None:
-    """Mark an experiment (and its runs) deleted; `mltrail gc` purges them."""
-    try:
-        _client(tracking_uri).delete_experiment(experiment_id)
-    except MltrailException as e:
-        _fail(e)
-    click.echo(f"Experiment {experiment_id} deleted.")
-
-
-@experiments.command("restore")
-@_uri_option
-@click.option("--experiment-id", "-x", required=True)
-def experiments_restore(tracking_uri: str | None, experiment_id: str) -> None:
-    """Restore a deleted experiment."""
-    try:
-        _client(tracking_uri).restore_experiment(experiment_id)
-    except MltrailException as e:
-        _fail(e)
-    click.echo(f"Experiment {experiment_id} restored.")
+# delete and restore are one command four times over: mark an experiment or a run, confirm it
+_add_lifecycle_command(experiments, "delete", "experiment", "-x",
+                       "Mark an experiment (and its runs) deleted; `mltrail gc` purges them.")
+_add_lifecycle_command(experiments, "restore", "experiment", "-x", "Restore a deleted experiment.")
 
 
 # ------------------------------------------------------------------ runs
@@ -97,15 +104,13 @@ def runs() -> None:
 @click.option("--filter", "filter_string", default="", help="MLflow search filter, e.g. \"metrics.acc > 0.9\".")
 @click.option("--order-by", multiple=True, help="e.g. 'metrics.acc DESC' (repeatable).")
 @click.option("--max-results", default=100, show_default=True)
-@click.option("--view", type=click.Choice(["active_only", "deleted_only", "all"]), default="active_only")
+@_view_option
 def runs_list(tracking_uri: str | None, experiment_id: str, filter_string: str, order_by: tuple[str, ...],
               max_results: int, view: str) -> None:
     """List an experiment's runs, newest first."""
-    try:
+    with cli_errors():
         found = _client(tracking_uri).search_runs([experiment_id], filter_string, view.upper(), max_results,
                                                   list(order_by) or None)
-    except MltrailException as e:
-        _fail(e)
     click.echo(f"{'RUN ID':<32}  {'STATUS':<9}  {'STARTED':<19}  NAME")
     for r in found:
         click.echo(f"{r.info.run_id:<32}  {r.info.status:<9}  {_fmt_ms(r.info.start_time):<19}  {r.info.run_name}")
@@ -116,35 +121,13 @@ def runs_list(tracking_uri: str | None, experiment_id: str, filter_string: str, 
 @click.option("--run-id", "-r", required=True)
 def runs_describe(tracking_uri: str | None, run_id: str) -> None:
     """Print a run as JSON (info, params, latest metrics, tags, inputs)."""
-    try:
+    with cli_errors():
         run = _client(tracking_uri).get_run(run_id)
-    except MltrailException as e:
-        _fail(e)
     click.echo(json.dumps(run.to_dict(), indent=2, default=str))
 
 
-@runs.command("delete")
-@_uri_option
-@click.option("--run-id", "-r", required=True)
-def runs_delete(tracking_uri: str | None, run_id: str) -> None:
-    """Mark a run deleted; `mltrail gc` purges it."""
-    try:
-        _client(tracking_uri).delete_run(run_id)
-    except MltrailException as e:
-        _fail(e)
-    click.echo(f"Run {run_id} deleted.")
-
-
-@runs.command("restore")
-@_uri_option
-@click.option("--run-id", "-r", required=True)
-def runs_restore(tracking_uri: str | None, run_id: str) -> None:
-    """Restore a deleted run."""
-    try:
-        _client(tracking_uri).restore_run(run_id)
-    except MltrailException as e:
-        _fail(e)
-    click.echo(f"Run {run_id} restored.")
+_add_lifecycle_command(runs, "delete", "run", "-r", "Mark a run deleted; `mltrail gc` purges it.")
+_add_lifecycle_command(runs, "restore", "run", "-r", "Restore a deleted run.")
 
 
 # ------------------------------------------------------------------ maintenance
@@ -173,9 +156,8 @@ def gc(tracking_uri: str | None, older_than: str | None, run_ids: str | None) ->
         store.purge_run(run_id)
         click.echo(f"Purged run {run_id}")
     click.echo(f"{len(targets)} run(s) purged.")
-    prune = getattr(store, "prune_applied_batches", None)
-    if prune is not None:  # a journal resends within minutes; a month of ids is ample
-        prune(_BATCH_ID_RETENTION_MS)
+    # a journal resends within minutes; a month of ids is ample
+    store.prune_applied_batches(_BATCH_ID_RETENTION_MS)
 
 
 _BATCH_ID_RETENTION_MS = 30 * 86_400_000

@@ -14,6 +14,7 @@ from mltrail.entities import Metric
 from mltrail.errors import InvalidParameterValue
 from mltrail.server.ui._sampling import Sampler, points_per_run
 from mltrail.store import get_store
+from mltrail.store.base import TrackingStore
 from mltrail.store.downsample import downsample
 
 
@@ -85,17 +86,13 @@ def test_missing_series_and_limits(store):
     assert points_per_run(1) == 1000 and points_per_run(100) == 400 and points_per_run(10_000) == 200
 
 
-def test_other_stores_use_the_store_s_method(store):
-    class Wrapped:  # a store that is not the SQL store: only the public method is there
-        def __init__(self, inner):
-            self.inner = inner
-
-        def get_metric_history_sampled(self, *args):
-            return self.inner.get_metric_history_sampled(*args)
-
+def test_the_interface_s_default_sampling_matches_the_sql_store_s(store):
+    # TrackingStore's default get_metric_series_sampled (for backends without in-database sampling)
+    # builds on get_metric_history_sampled and must pick the same points as the SQL store's own
     rid = _run(store, [(s, float(s)) for s in range(300)])
-    sampler = Sampler(Wrapped(store))
-    assert _series(sampler, rid, "m", 50)["steps"] == _expected(store, rid, "m", 50)[0]
+    by_default = TrackingStore.get_metric_series_sampled(store, [rid], "m", 50)
+    assert by_default == store.get_metric_series_sampled([rid], "m", 50)
+    assert [p[0] for p in by_default[0]] == _expected(store, rid, "m", 50)[0]
 
 
 def test_a_cached_sample_is_redone_once_its_series_grows(store):

@@ -17,23 +17,17 @@ from typing import Any
 
 import click
 
+from mltrail._cli_tracking import cli_errors
 from mltrail.errors import MltrailException
 
 _ENV_MANAGERS = ["local", "virtualenv", "uv", "conda"]
 
 
-def _fail(e: MltrailException) -> None:
-    raise click.ClickException(f"{e.error_code}: {e.message}")
-
-
 def _resolve(model_uri: str) -> str:
     from mltrail.uris import resolve_model_uri
 
-    try:
+    with cli_errors():
         return resolve_model_uri(model_uri)
-    except MltrailException as e:
-        _fail(e)
-        raise  # unreachable: _fail raises
 
 
 def _check_env_manager(env_manager: str) -> str:
@@ -47,11 +41,8 @@ def _check_env_manager(env_manager: str) -> str:
 def _reexec_in_env(local_model: str, command: str, args: list[str]) -> None:
     from mltrail.serving._env import exec_in_env, prepare_env
 
-    try:
+    with cli_errors():
         python = prepare_env(local_model)
-    except MltrailException as e:
-        _fail(e)
-        return
     exec_in_env(python, [command, *args, "--env-manager", "local"])
 
 
@@ -110,13 +101,10 @@ def serve(model_uri: str, port: int, host: str, workers: int, timeout: int, env_
                 *(["--enable-mlserver"] if enable_mlserver else [])]
         _reexec_in_env(local, args[0], args[1:])
         return
-    try:
+    with cli_errors():
         settings = ServingSettings(model_uri=local, model_name=name, model_version=model_version,
                                    batch_wait_ms=batch_wait_ms, max_batch_rows=max_batch_rows,
                                    max_body_mb=max_body_mb, enable_mlserver=enable_mlserver)
-    except MltrailException as e:
-        _fail(e)
-        return
     if enable_mlserver:
         click.echo("mltrail: --enable-mlserver: the V2 inference protocol is built into mltrail's scoring server "
                    f"(no MLServer needed); serving it at /v2/models/{name}.", err=True)
@@ -140,11 +128,8 @@ def run_server(settings: Any, host: str, port: int, workers: int = 1, timeout: i
     if workers == 1:
         from mltrail.serving.app import create_scoring_app, load_served_model
 
-        try:
+        with cli_errors():
             model = load_served_model(settings.model_uri)
-        except MltrailException as e:
-            _fail(e)
-            return
         app = create_scoring_app(model, settings)
         config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=timeout, **kwargs)
         # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again under the handlers it found:
@@ -191,7 +176,7 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
             body = fh.read()
     else:
         body = sys.stdin.buffer.read()
-    try:
+    with cli_errors():
         model = load_served_model(local)
         data, params = parse_body(body, _content_type(content_type), input_schema_of(model))
         try:
@@ -200,9 +185,6 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
             raise
         except Exception as e:
             raise as_model_failure(e) from None
-    except MltrailException as e:
-        _fail(e)
-        return
     result = predictions_body(out)
     if output_path:
         with open(output_path, "wb") as fh:
@@ -222,11 +204,8 @@ def export(model_uri: str, fmt: str, name: str | None, version: int, output_dir:
     """Export for TensorFlow Serving: OUTPUT_DIR/<name>/<version>/ (a SavedModel with serving_default)."""
     from mltrail.serving._package import export_tf_serving
 
-    try:
+    with cli_errors():
         target = export_tf_serving(model_uri, output_dir, name, version)
-    except MltrailException as e:
-        _fail(e)
-        return
     click.echo(target)
 
 
@@ -246,9 +225,6 @@ def generate_dockerfile(model_uri: str, output_directory: str | None, env_manage
     if output_dir and output_directory and os.path.abspath(output_dir) != os.path.abspath(output_directory):
         raise click.UsageError("Give the output directory once: as OUTPUT_DIR or as --output-directory.")
     target = output_dir or output_directory or "mltrail-dockerfile"
-    try:
+    with cli_errors():
         path = generate(model_uri, target, base_image, enable_mlserver)
-    except MltrailException as e:
-        _fail(e)
-        return
     click.echo(path)

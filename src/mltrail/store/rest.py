@@ -178,7 +178,8 @@ class HttpClient:
         kw["headers"]["Content-Type"] = "application/json"
         try:
             resp = self.session().post(url, data=body, timeout=_env_float("HTTP_REQUEST_TIMEOUT", 120.0), **kw)
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            # a server that died mid-answer breaks the chunked body: the batch's id makes a resend safe
             raise TransientError(f"could not reach {self.base}: {e}") from e
         if resp.status_code == 200:
             return

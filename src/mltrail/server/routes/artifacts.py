@@ -158,23 +158,24 @@ async def proxy_delete(request: Request, ctx: Any) -> Response:
 
 
 # ------------------------------------------------------------------ runs and logged models
+def _listing(call: Call, root_uri: str, path: str | None) -> dict[str, Any]:
+    """The files directly under `path` of an artifact root, with paths relative to that root."""
+    rel = safe_relpath(path or "")
+    repo, prefix = call.ctx.repo_for(root_uri)
+    cut = len(prefix) + 1 if prefix else 0
+    files = repo.list_artifacts(_join(prefix, rel) or None)
+    return {"root_uri": root_uri, "files": [file_info_to_json(f, f.path[cut:]) for f in files]}
+
+
 def list_run_artifacts(call: Call) -> dict[str, Any]:
     """MLflow's `/mlflow/artifacts/list`: paths relative to the run's artifact root."""
     run = call.store.get_run(call.req("run_id", "run_uuid"))
-    rel = safe_relpath(call.text("path") or "")
-    repo, prefix = call.ctx.repo_for(run.info.artifact_uri)
-    cut = len(prefix) + 1 if prefix else 0
-    files = repo.list_artifacts(_join(prefix, rel) or None)
-    return {"root_uri": run.info.artifact_uri, "files": [file_info_to_json(f, f.path[cut:]) for f in files]}
+    return _listing(call, run.info.artifact_uri, call.text("path"))
 
 
 def list_logged_model_artifacts(call: Call) -> dict[str, Any]:
     model = call.store.get_logged_model(str(call.path_params["model_id"]))
-    rel = safe_relpath(call.text("artifact_directory_path") or "")
-    repo, prefix = call.ctx.repo_for(model.artifact_location)
-    cut = len(prefix) + 1 if prefix else 0
-    files = repo.list_artifacts(_join(prefix, rel) or None)
-    return {"root_uri": model.artifact_location, "files": [file_info_to_json(f, f.path[cut:]) for f in files]}
+    return _listing(call, model.artifact_location, call.text("artifact_directory_path"))
 
 
 @_guard
