@@ -39,69 +39,54 @@ class TrackingStore(Protocol):
     # experiments
     @abstractmethod
     def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: dict[str, str] | None = None) -> str:
-        raise NotImplementedError
+                          tags: dict[str, str] | None = None) -> str: ...
 
     @abstractmethod
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        raise NotImplementedError
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
 
     @abstractmethod
-    def get_experiment_by_name(self, name: str) -> Experiment | None:
-        raise NotImplementedError
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
 
     @abstractmethod
     def search_experiments(self, view_type: int = 1, max_results: int = 1000, filter_string: str | None = None,
                            order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList[Experiment]:
-        raise NotImplementedError
+                           page_token: str | None = None) -> PagedList[Experiment]: ...
 
     @abstractmethod
-    def delete_experiment(self, experiment_id: str) -> None:
-        raise NotImplementedError
+    def delete_experiment(self, experiment_id: str) -> None: ...
 
     @abstractmethod
-    def restore_experiment(self, experiment_id: str) -> None:
-        raise NotImplementedError
+    def restore_experiment(self, experiment_id: str) -> None: ...
 
     @abstractmethod
-    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        raise NotImplementedError
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None: ...
 
     @abstractmethod
-    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        raise NotImplementedError
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
-        raise NotImplementedError
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None: ...
 
     # runs
     @abstractmethod
     def create_run(self, experiment_id: str, user_id: str, start_time: int | None,
-                   tags: Sequence[RunTag], run_name: str | None) -> Run:
-        raise NotImplementedError
+                   tags: Sequence[RunTag], run_name: str | None) -> Run: ...
 
     @abstractmethod
-    def get_run(self, run_id: str) -> Run:
-        raise NotImplementedError
+    def get_run(self, run_id: str) -> Run: ...
 
     @abstractmethod
     def update_run_info(self, run_id: str, run_status: str | None, end_time: int | None,
-                        run_name: str | None) -> RunInfo:
-        raise NotImplementedError
+                        run_name: str | None) -> RunInfo: ...
 
     @abstractmethod
-    def delete_run(self, run_id: str) -> None:
-        raise NotImplementedError
+    def delete_run(self, run_id: str) -> None: ...
 
     @abstractmethod
-    def restore_run(self, run_id: str) -> None:
-        raise NotImplementedError
+    def restore_run(self, run_id: str) -> None: ...
 
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
-                  tags: Sequence[RunTag] = ()) -> None:
-        raise NotImplementedError
+                  tags: Sequence[RunTag] = ()) -> None: ...
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         self.log_batch(run_id, metrics=[metric])
@@ -113,19 +98,16 @@ class TrackingStore(Protocol):
         self.log_batch(run_id, tags=[tag])
 
     @abstractmethod
-    def delete_tag(self, run_id: str, key: str) -> None:
-        raise NotImplementedError
+    def delete_tag(self, run_id: str, key: str) -> None: ...
 
     @abstractmethod
     def get_metric_history(self, run_id: str, metric_key: str, max_results: int | None = None,
-                           page_token: str | None = None) -> PagedList[Metric]:
-        raise NotImplementedError
+                           page_token: str | None = None) -> PagedList[Metric]: ...
 
     @abstractmethod
     def get_metric_history_sampled(self, run_id: str, metric_key: str, max_points: int,
                                    min_step: int | None = None, max_step: int | None = None) -> list[Metric]:
         """At most about `max_points` points: per bucket the min and max, with the first and last kept."""
-        raise NotImplementedError
 
     def get_metric_series_sampled(self, run_ids: Sequence[str], metric_key: str, max_points: int,
                                   min_step: int | None = None,
@@ -140,54 +122,43 @@ class TrackingStore(Protocol):
     @abstractmethod
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = 1, max_results: int = 1000, order_by: Sequence[str] | None = None,
-                    page_token: str | None = None) -> PagedList[Run]:
-        raise NotImplementedError
+                    page_token: str | None = None) -> PagedList[Run]: ...
 
     @abstractmethod
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
-                   models: Sequence[LoggedModelInput] | None = None) -> None:
-        raise NotImplementedError
+                   models: Sequence[LoggedModelInput] | None = None) -> None: ...
 
     @abstractmethod
-    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
-        raise NotImplementedError
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None: ...
 
     # logged models
     @abstractmethod
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,
                             tags: dict[str, str] | None = None, params: dict[str, str] | None = None,
-                            model_type: str | None = None) -> LoggedModel:
-        raise NotImplementedError
+                            model_type: str | None = None) -> LoggedModel: ...
 
     @abstractmethod
-    def get_logged_model(self, model_id: str) -> LoggedModel:
-        raise NotImplementedError
+    def get_logged_model(self, model_id: str) -> LoggedModel: ...
 
     @abstractmethod
-    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
-        raise NotImplementedError
+    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel: ...
 
     @abstractmethod
-    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
-        raise NotImplementedError
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None: ...
 
     @abstractmethod
-    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
-        raise NotImplementedError
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None: ...
 
     @abstractmethod
-    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None:
-        raise NotImplementedError
+    def log_logged_model_params(self, model_id: str, params: dict[str, str]) -> None: ...
 
     @abstractmethod
-    def delete_logged_model(self, model_id: str) -> None:
-        raise NotImplementedError
+    def delete_logged_model(self, model_id: str) -> None: ...
 
     @abstractmethod
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
-                             page_token: str | None = None) -> PagedList[LoggedModel]:
-        raise NotImplementedError
+                             page_token: str | None = None) -> PagedList[LoggedModel]: ...
 
     def log_logged_model_metrics(self, model_id: str, run_id: str, metrics: Sequence[Metric]) -> None:
         """Link metric points a run logged with `model_id` to that logged model (the server's side of log-batch)."""
@@ -218,14 +189,11 @@ class TrackingStore(Protocol):
 
     # maintenance (`mltrail gc`)
     @abstractmethod
-    def deleted_run_ids(self, older_than_ms: int | None = None) -> list[str]:
-        raise NotImplementedError
+    def deleted_run_ids(self, older_than_ms: int | None = None) -> list[str]: ...
 
     @abstractmethod
-    def purge_run(self, run_id: str) -> None:
-        raise NotImplementedError
+    def purge_run(self, run_id: str) -> None: ...
 
     @abstractmethod
     def prune_applied_batches(self, older_than_ms: int) -> int:
         """Forget the idempotency ids of batches applied before `older_than_ms`; return how many."""
-        raise NotImplementedError

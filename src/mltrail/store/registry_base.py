@@ -27,44 +27,35 @@ class RegistryStore(Protocol):
     # registered models
     @abstractmethod
     def create_registered_model(self, name: str, tags: dict[str, str] | None = None,
-                                description: str | None = None) -> RegisteredModel:
-        raise NotImplementedError
+                                description: str | None = None) -> RegisteredModel: ...
 
     @abstractmethod
-    def get_registered_model(self, name: str) -> RegisteredModel:
-        raise NotImplementedError
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
 
     @abstractmethod
-    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
-        raise NotImplementedError
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel: ...
 
     @abstractmethod
-    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
-        raise NotImplementedError
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel: ...
 
     @abstractmethod
-    def delete_registered_model(self, name: str) -> None:
-        raise NotImplementedError
+    def delete_registered_model(self, name: str) -> None: ...
 
     @abstractmethod
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
-        raise NotImplementedError
+                                 page_token: str | None = None) -> PagedList[RegisteredModel]: ...
 
     @abstractmethod
     def get_latest_versions(self, name: str, stages: Sequence[str] | None = None) -> list[ModelVersion]:
         """The newest version in each of `stages` (all stages when None or empty)."""
-        raise NotImplementedError
 
     @abstractmethod
-    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
-        raise NotImplementedError
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def delete_registered_model_tag(self, name: str, key: str) -> None:
-        raise NotImplementedError
+    def delete_registered_model_tag(self, name: str, key: str) -> None: ...
 
     # model versions
     @abstractmethod
@@ -75,54 +66,42 @@ class RegistryStore(Protocol):
 
         The source must lie inside the artifacts of its run or logged model (see registry docs).
         """
-        raise NotImplementedError
 
     @abstractmethod
-    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
-        raise NotImplementedError
+    def get_model_version(self, name: str, version: str | int) -> ModelVersion: ...
 
     @abstractmethod
-    def update_model_version(self, name: str, version: str | int, description: str | None) -> ModelVersion:
-        raise NotImplementedError
+    def update_model_version(self, name: str, version: str | int, description: str | None) -> ModelVersion: ...
 
     @abstractmethod
-    def delete_model_version(self, name: str, version: str | int) -> None:
-        raise NotImplementedError
+    def delete_model_version(self, name: str, version: str | int) -> None: ...
 
     @abstractmethod
     def transition_model_version_stage(self, name: str, version: str | int, stage: str,
-                                       archive_existing_versions: bool = False) -> ModelVersion:
-        raise NotImplementedError
+                                       archive_existing_versions: bool = False) -> ModelVersion: ...
 
     @abstractmethod
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> PagedList[ModelVersion]:
-        raise NotImplementedError
+                              page_token: str | None = None) -> PagedList[ModelVersion]: ...
 
     @abstractmethod
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         """Where the version's files really are (the logged model's or run's artifact location)."""
-        raise NotImplementedError
 
     @abstractmethod
-    def set_model_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
-        raise NotImplementedError
+    def set_model_version_tag(self, name: str, version: str | int, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
-        raise NotImplementedError
+    def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None: ...
 
     # aliases
     @abstractmethod
-    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
-        raise NotImplementedError
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None: ...
 
     @abstractmethod
-    def delete_registered_model_alias(self, name: str, alias: str) -> None:
-        raise NotImplementedError
+    def delete_registered_model_alias(self, name: str, alias: str) -> None: ...
 
     @abstractmethod
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        raise NotImplementedError
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...

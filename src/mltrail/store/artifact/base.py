@@ -22,28 +22,22 @@ class ArtifactRepository(ABC):
         self.root_uri = root_uri
 
     @abstractmethod
-    def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
-        raise NotImplementedError
+    def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None: ...
 
     @abstractmethod
-    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
-        raise NotImplementedError
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None: ...
 
     @abstractmethod
-    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
-        raise NotImplementedError
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]: ...
 
     @abstractmethod
-    def read_bytes(self, path: str) -> bytes:
-        raise NotImplementedError
+    def read_bytes(self, path: str) -> bytes: ...
 
     @abstractmethod
-    def write_bytes(self, path: str, data: bytes) -> None:
-        raise NotImplementedError
+    def write_bytes(self, path: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def delete_artifacts(self, artifact_path: str | None = None) -> None:
-        raise NotImplementedError
+    def delete_artifacts(self, artifact_path: str | None = None) -> None: ...
 
     def _download_file(self, remote_path: str, local_path: str) -> None:
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
