@@ -15,6 +15,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.models.signature import ModelSignature
+from mltrail.types import ParamSchema, Schema
 
 MLMODEL_FILE_NAME = "MLmodel"
 
@@ -117,13 +118,13 @@ class Model:
     def __repr__(self) -> str:
         return f"Model(model_id={self.model_id!r}, flavors={sorted(self.flavors)}, run_id={self.run_id!r})"
 
-    def get_input_schema(self) -> Any:
+    def get_input_schema(self) -> Schema | None:
         return self.signature.inputs if self.signature is not None else None
 
-    def get_output_schema(self) -> Any:
+    def get_output_schema(self) -> Schema | None:
         return self.signature.outputs if self.signature is not None else None
 
-    def get_params_schema(self) -> Any:
+    def get_params_schema(self) -> ParamSchema | None:
         return self.signature.params if self.signature is not None else None
 
     def add_flavor(self, name: str, **params: Any) -> Model:

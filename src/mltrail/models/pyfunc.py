@@ -12,7 +12,7 @@ import inspect
 import os
 import platform
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 from mltrail.errors import InvalidParameterValue, MltrailWarning
 from mltrail.models.enforce import enforce_params, enforce_schema
@@ -29,7 +29,7 @@ _LOADERS: dict[str, str] = {
     "mlflow.keras": "mltrail.tensorflow",
 }
 
-__all__ = ["FLAVOR_NAME", "PyFuncModel", "allowed_loader_modules", "load_model", "register_loader_module"]
+__all__ = ["FLAVOR_NAME", "PyFuncImplementation", "PyFuncModel", "allowed_loader_modules", "load_model", "register_loader_module"]
 
 
 def allowed_loader_modules() -> list[str]:
@@ -49,14 +49,21 @@ def register_loader_module(loader_module: str, implementation: str | None = None
     _LOADERS[loader_module] = impl
 
 
+class PyFuncImplementation(Protocol):
+    """What a flavor's `_load_pyfunc(path, model_meta)` returns: the model behind a `PyFuncModel`."""
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
+
+    def get_raw_model(self) -> Any:
+        """The framework's own model object."""
+        ...
+
+
 class PyFuncModel:
     """A loaded model with a uniform `predict(data, params=None)` that enforces its signature."""
 
-    def __init__(self, model_meta: Model, model_impl: Any, model_path: str | None = None,
+    def __init__(self, model_meta: Model, model_impl: PyFuncImplementation, model_path: str | None = None,
                  loader_module: str | None = None) -> None:
-        if not hasattr(model_impl, "predict"):
-            raise InvalidParameterValue(
-                f"A pyfunc implementation needs a predict method; {type(model_impl).__name__} has none.")
         self._model_meta = model_meta
         self._model_impl = model_impl
         self._model_path = model_path
@@ -99,8 +106,7 @@ class PyFuncModel:
 
     def get_raw_model(self) -> Any:
         """The framework's own model object (a Keras model, or a loaded SavedModel)."""
-        raw = getattr(self._model_impl, "get_raw_model", None)
-        return raw() if callable(raw) else self._model_impl
+        return self._model_impl.get_raw_model()
 
     def unwrap_python_model(self) -> Any:
         """The object behind this pyfunc (for a TensorFlow model, the Keras model or SavedModel)."""

@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 from mltrail.errors import INTERNAL_ERROR, BadRequest, MltrailException
+from mltrail.models.mlmodel import Model
 from mltrail.serving._batcher import Batcher
 from mltrail.serving._inputs import UnsupportedMediaType, parse_request, validate
 from mltrail.serving._settings import ServingSettings
+from mltrail.types import Schema
 
 _log = logging.getLogger("mltrail.serving")
 
 # bodies above this are parsed and checked on a worker thread, so a big upload doesn't stall the loop
 OFFLOAD_BYTES = 512 * 1024
+
+
+class ServableModel(Protocol):
+    """What the scoring server serves: a loaded `PyFuncModel`, or a wrapper with the same two members."""
+
+    @property
+    def metadata(self) -> Model: ...
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
 
 
 class BodyTooLarge(BadRequest):
@@ -45,10 +56,9 @@ def as_model_failure(e: BaseException) -> MltrailException:
     return ModelFailure(f"The model failed to predict: {type(e).__name__}: {e}")
 
 
-def input_schema_of(model: Any) -> Any:
-    """The model's input schema (None when it has no signature, or no metadata at all)."""
-    meta = getattr(model, "metadata", None)
-    return meta.get_input_schema() if meta is not None else None
+def input_schema_of(model: ServableModel) -> Schema | None:
+    """The model's input schema (None when it has no signature)."""
+    return model.metadata.get_input_schema()
 
 
 def parse_body(body: bytes, content_type: str | None, schema: Any) -> tuple[Any, dict[str, Any] | None]:
@@ -61,19 +71,18 @@ class Scorer:
     """A loaded model behind a batcher, with its input schema checked before batching.
 
     Args:
-        model: anything with `predict(data, params=None)`; a `PyFuncModel` also gives `.metadata`
-            (signature, flavors) for validation and the V2 metadata endpoint.
+        model: a `PyFuncModel` (its `.metadata` gives the signature for validation and the flavors
+            for the V2 metadata endpoint).
         settings: batching and limits.
     """
 
-    def __init__(self, model: Any, settings: ServingSettings) -> None:
+    def __init__(self, model: ServableModel, settings: ServingSettings) -> None:
         self.model = model
         self.settings = settings
-        meta = getattr(model, "metadata", None)
-        self.metadata = meta
-        self.input_schema = meta.get_input_schema() if meta is not None else None
-        self.output_schema = meta.get_output_schema() if meta is not None else None
-        self.params_schema = meta.get_params_schema() if meta is not None else None
+        self.metadata = model.metadata
+        self.input_schema = self.metadata.get_input_schema()
+        self.output_schema = self.metadata.get_output_schema()
+        self.params_schema = self.metadata.get_params_schema()
         self.batcher = Batcher(self._predict, settings.batch_wait_ms, settings.max_batch_rows)
 
     def _predict(self, data: Any, params: dict[str, Any] | None) -> Any:

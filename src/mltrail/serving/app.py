@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from mltrail.errors import INTERNAL_ERROR, MltrailException
 from mltrail.serving._outputs import error_body, predictions_body
-from mltrail.serving._scorer import Scorer, status_of
+from mltrail.serving._scorer import Scorer, ServableModel, status_of
 from mltrail.serving._settings import ServingSettings
 from mltrail.version import __version__
 
@@ -99,11 +99,11 @@ class ScoringApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_scoring_app(model: Any, settings: ServingSettings | None = None) -> ScoringApp:
+def create_scoring_app(model: ServableModel, settings: ServingSettings | None = None) -> ScoringApp:
     """The scoring server's ASGI app for a loaded model.
 
     Args:
-        model: a `PyFuncModel` (or anything with `predict(data, params=None)`; `.metadata` optional).
+        model: a `PyFuncModel` (or a wrapper with its `predict(data, params=None)` and `.metadata`).
         settings: batching, limits and the V2 model name (defaults when None).
 
     Returns:

@@ -201,7 +201,7 @@ def routes(scorer: Scorer) -> list[Route]:
     """The V2 routes for the model behind `scorer`."""
     settings = scorer.settings
     meta = scorer.metadata
-    flavors = sorted(k for k in (getattr(meta, "flavors", None) or {}) if k != "python_function")
+    flavors = sorted(k for k in meta.flavors if k != "python_function")
     platform = flavors[0] if flavors else "python_function"
 
     def check_model(request: Request) -> None:

@@ -385,6 +385,8 @@ class MlflowModelCheckpointCallback(_SessionCallback):
         # Whether a callback may change the weights after the last epoch (EarlyStopping restoring the
         # best ones): then a checkpoint kept in memory is always put back before it is written.
         self.weights_change_at_train_end = True
+        # the best checkpoint seen but not yet written (write_pending may run before any training)
+        self._pending: tuple[list[Any] | None, dict[str, Any], int, int] | None = None
         if save_freq != "epoch":
             self.on_train_batch_end = self._on_batch
 
@@ -400,7 +402,7 @@ class MlflowModelCheckpointCallback(_SessionCallback):
             return
         self._active = True
         self._best: float | None = None
-        self._pending: tuple[list[Any] | None, dict[str, Any], int, int] | None = None
+        self._pending = None
         self._last_write = time.monotonic()
         self._write_cost = 0.0
         self._epoch = 0
@@ -477,7 +479,7 @@ class MlflowModelCheckpointCallback(_SessionCallback):
 
     def write_pending(self) -> None:
         """Write the best checkpoint kept in memory, if any (at train end, or when training fails)."""
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is not None:
             values, metrics, epoch, step = pending
             # weights unchanged since the snapshot: save the model as it is (no swapping in and out)

@@ -18,7 +18,7 @@ def get_history(call: Call) -> dict[str, Any]:
     key = call.req("metric_key")
     page = call.store.get_metric_history(run_id, key, call.integer("max_results"), call.text("page_token") or None)
     out: dict[str, Any] = {"metrics": [metric_to_json(m) for m in page]}
-    if getattr(page, "token", None):
+    if page.token:
         out["next_page_token"] = page.token
     return out
 
