@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltrail.entities import ModelVersion, ModelVersionStage, PagedList, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from mltrail.store import get_registry_store
-from mltrail.store.registry_base import RegistryStore
+
+if TYPE_CHECKING:
+    from mltrail.store.registry_base import RegistryStore
 
 _STAGES_DEPRECATION = (
     "Model registry stages will be removed in a future major release. To learn more about the deprecation of "
@@ -43,6 +44,8 @@ class RegistryClientMixin:
 
     @property
     def _registry_store(self) -> RegistryStore:
+        from mltrail.store import get_registry_store  # loaded on first use: `import mltrail` stays ~30 ms
+
         return get_registry_store(self.registry_uri)
 
     # ------------------------------------------------------------------ registered models

@@ -18,7 +18,6 @@ from mltrail.client import Client
 from mltrail.entities import ModelVersion, RegisteredModel
 from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from mltrail.tracking_uri import get_registry_uri, get_tracking_uri, set_registry_uri
-from mltrail.uris import is_model_id
 
 _logger = logging.getLogger("mltrail.registry")
 __all__ = ["get_registry_uri", "set_registry_uri"]  # re-exported: where MLflow code finds them
@@ -31,6 +30,8 @@ def _client() -> Client:
 
 def _source_of(client: Client, model_uri: str) -> tuple[str, str | None, str | None]:
     """(source, run_id, model_id) to register for `model_uri`."""
+    from mltrail.uris import is_model_id  # loaded on first use: `import mltrail` stays ~30 ms
+
     if model_uri.startswith("runs:"):
         body = model_uri[len("runs:"):].lstrip("/")
         run_id, _, path = body.partition("/")

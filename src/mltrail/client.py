@@ -11,11 +11,9 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltrail import _validation as v
-from mltrail._context import current_user
-from mltrail._images import to_png_bytes
 from mltrail._paths import join_relpath, safe_relpath
 from mltrail._registry_client import RegistryClientMixin
 from mltrail.entities import (
@@ -34,11 +32,11 @@ from mltrail.entities import (
     ViewType,
 )
 from mltrail.errors import InvalidParameterValue
-from mltrail.store import get_store
-from mltrail.store.artifact import get_artifact_repository
-from mltrail.store.artifact.base import ArtifactRepository
-from mltrail.store.base import TrackingStore
 from mltrail.tracking_uri import get_tracking_uri, registry_uri_if_set
+
+if TYPE_CHECKING:
+    from mltrail.store.artifact.base import ArtifactRepository
+    from mltrail.store.base import TrackingStore
 
 
 def now_ms() -> int:
@@ -55,6 +53,8 @@ class Client(RegistryClientMixin):
 
     @property
     def store(self) -> TrackingStore:
+        from mltrail.store import get_store  # loaded on first use: `import mltrail` stays ~30 ms
+
         return get_store(self.tracking_uri)
 
     _tracking_client = property(lambda self: self)  # MLflow internals some code reaches for
@@ -95,6 +95,8 @@ class Client(RegistryClientMixin):
     def create_run(self, experiment_id: str, start_time: int | None = None, tags: dict[str, Any] | None = None,
                    run_name: str | None = None) -> Run:
         tag_list = [RunTag(k, str(val)) for k, val in (tags or {}).items()]
+        from mltrail._context import current_user
+
         user = (tags or {}).get("mlflow.user") or current_user()
         return self.store.create_run(str(experiment_id), user, start_time, tag_list, run_name)
 
@@ -177,6 +179,10 @@ class Client(RegistryClientMixin):
 
     def artifact_repo_for(self, root_uri: str) -> ArtifactRepository:
         """The repository behind an artifact root this store recorded (a run's or a logged model's)."""
+        from mltrail.store.artifact import (
+            get_artifact_repository,  # loaded on first use: `import mltrail` stays ~30 ms
+        )
+
         return get_artifact_repository(self._resolve_artifact_root(root_uri))
 
     def _resolve_artifact_root(self, root_uri: str) -> str:
@@ -227,6 +233,8 @@ class Client(RegistryClientMixin):
         """Log a numpy array (HW, HWC; uint8 or floats in [0, 1]) or a PIL image as PNG."""
         if artifact_file is None and key is None:
             raise InvalidParameterValue("log_image needs `artifact_file` (a path such as 'image.png') or `key`.")
+        from mltrail._images import to_png_bytes
+
         data = to_png_bytes(image)
         if artifact_file is None:
             v.validate_key("image key", key)
