@@ -99,7 +99,9 @@ class ServerContext:
                     return LocalArtifactRepository(root), safe_relpath("" if rel == "." else rel)
             raise InvalidParameterValue(
                 f"The artifact location {uri!r} lies outside this server's artifact roots; the server does "
-                "not read local files elsewhere.")
+                "not read or write local files elsewhere (for safety: a client must not choose which of the "
+                "server's files it reaches). To keep artifacts there, start the server with "
+                "--default-artifact-root (or --artifacts-destination) naming that directory.")
         if uri.startswith(("http://", "https://")):
             raise InvalidParameterValue(f"The artifact location {uri!r} is not served by this server.")
         return get_artifact_repository(uri), ""
@@ -114,7 +116,10 @@ class ServerContext:
             path = _local_path(location)
             if not os.path.isabs(path):
                 raise InvalidParameterValue(
-                    f"Invalid artifact location {location!r}: expected an absolute path or a URI.")
+                    f"Invalid artifact location {location!r}: expected an absolute path or a URI. A relative "
+                    "location would resolve against the server's working directory, so this server refuses it; "
+                    "give an absolute path under the server's artifact root, mlflow-artifacts:/PATH, or start the "
+                    "server with --default-artifact-root naming where artifacts go.")
             safe_relpath(path.lstrip("/"), "artifact location")
             self.repo_for(location)  # refuses paths outside the server's roots
             return location
