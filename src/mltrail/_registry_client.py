@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mltrail.entities import ModelVersion, ModelVersionStage, PagedList, RegisteredModel
-from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from mltrail.errors import (
+    InvalidParameterValue,
+    MltrailException,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+)
 
 if TYPE_CHECKING:
     from mltrail.store.registry_base import RegistryStore
@@ -102,15 +107,34 @@ class RegistryClientMixin:
                                                          run_link, description, model_id or None)
 
     def copy_model_version(self, src_model_uri: str, dst_name: str) -> ModelVersion:
-        """Register the version `models:/<name>/<version>` (or `@alias`) again, as a version of `dst_name`."""
-        src = self._version_from_uri(src_model_uri)
+        """Copy a model version to `dst_name` (created if missing) as a new version, as MLflow's does.
+
+        Args:
+            src_model_uri: `models:/<name>/<version>`, `models:/<name>@<alias>`, `models:/<name>/latest`
+                or `models:/<name>/<stage>`.
+            dst_name: the registered model that gets the copy.
+
+        Returns:
+            The new version: its source is `models:/<name>/<version>` of the copied version, with that
+            version's files, run, logged model, tags, run link and description.
+        """
+        if not str(src_model_uri).startswith("models:"):  # MLflow's words (MlflowClient.copy_model_version)
+            raise InvalidParameterValue(
+                f"Unsupported source model URI: '{src_model_uri}'. The `copy_model_version` API only copies models "
+                "stored in the 'models:/' scheme.")
+        try:
+            src = self._version_from_uri(src_model_uri)
+        except MltrailException as e:
+            raise type(e)(f"Failed to fetch model version from source model URI: '{src_model_uri}'. Error: "
+                          f"{e.message}", e.error_code) from e
         try:
             self.create_registered_model(dst_name)
         except ResourceAlreadyExists:
             pass
-        source = f"models:/{src.model_id}" if src.model_id else str(src.source)
-        return self.create_model_version(dst_name, source, run_id=src.run_id, model_id=src.model_id,
-                                         tags=dict(src.tags), description=src.description)
+        # MLflow's AbstractStore.copy_model_version: the source is the registered version itself
+        return self.create_model_version(dst_name, f"models:/{src.name}/{src.version}", run_id=src.run_id,
+                                         tags=dict(src.tags), run_link=src.run_link, description=src.description,
+                                         model_id=src.model_id)
 
     def _version_from_uri(self, uri: str) -> ModelVersion:
         """The version `models:/<name>/<version|latest|stage>` or `models:/<name>@<alias>` names."""

@@ -3,7 +3,9 @@
 A route handler is a plain function `handler(call: Call) -> dict` run in the thread pool (the
 stores are synchronous); `json_endpoint` wraps it into a Starlette endpoint that reads the body
 within the size limit, checks the content type, parses JSON with orjson, and turns any
-`MltrailException` into `{"error_code", "message"}` with MLflow's HTTP status.
+`MltrailException` into `{"error_code", "message"}` with MLflow's HTTP status. Before the handler
+runs, a request to an MLflow endpoint is checked as MLflow's server checks it
+(`mltrail.server.validation`: wrong JSON types and missing required fields, in MLflow's words).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mltrail.errors import (
     MltrailException,
 )
 from mltrail.server.context import ServerContext
+from mltrail.server.validation import check_request
 from mltrail.store.rest_json import as_int, as_str
 from mltrail.store.sql.store import SqlTrackingStore
 
@@ -87,14 +90,11 @@ def _is_json(content_type: str | None) -> bool:
     return media == JSON or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def parse_input(request: Request, limit: int) -> dict[str, Any]:
-    """Query parameters for GET; the JSON body (merged over the query) for other methods."""
-    data: dict[str, Any] = dict(request.query_params)
-    if request.method in ("GET", "HEAD"):
-        return data
+async def read_json_body(request: Request, limit: int) -> dict[str, Any] | None:
+    """The JSON object a request carries (None for an empty body), within the size limit."""
     body = await read_body(request, limit)
     if not body.strip():
-        return data
+        return None
     if not _is_json(request.headers.get("content-type")):
         raise UnsupportedMediaType(
             f"Unsupported Content-Type {request.headers.get('content-type')!r}: this endpoint expects "
@@ -106,8 +106,22 @@ async def parse_input(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise MltrailException(f"Invalid JSON request body: expected an object, got {type(parsed).__name__}.",
                                BAD_REQUEST)
-    data.update(parsed)
+    return parsed
+
+
+def merge_input(request: Request, body: dict[str, Any] | None) -> dict[str, Any]:
+    """Query parameters, with the JSON body's fields over them."""
+    data: dict[str, Any] = dict(request.query_params)
+    if body:
+        data.update(body)
     return data
+
+
+async def parse_input(request: Request, limit: int) -> dict[str, Any]:
+    """Query parameters for GET; the JSON body (merged over the query) for other methods."""
+    if request.method in ("GET", "HEAD"):
+        return dict(request.query_params)
+    return merge_input(request, await read_json_body(request, limit))
 
 
 @dataclass
@@ -171,15 +185,23 @@ class Call:
 Handler = Callable[[Call], Any]
 
 
+def _checked_call(handler: Handler, call: Call, path: str, body: dict[str, Any] | None) -> Any:
+    """The handler, after MLflow's own checks of the request (`mltrail.server.validation`)."""
+    check_request(call.method, path, call.query, body)
+    return handler(call)
+
+
 def json_endpoint(handler: Handler) -> Callable[[Request], Any]:
     """A Starlette endpoint around a synchronous JSON handler."""
 
     async def endpoint(request: Request) -> Response:
         ctx = request.app.state.ctx
         try:
-            data = await parse_input(request, ctx.settings.max_json_bytes)
-            call = Call(ctx, data, request.query_params, dict(request.path_params), request.method)
-            result = await run_in_threadpool(handler, call)
+            body = None if request.method in ("GET", "HEAD") else \
+                await read_json_body(request, ctx.settings.max_json_bytes)
+            call = Call(ctx, merge_input(request, body), request.query_params, dict(request.path_params),
+                        request.method)
+            result = await run_in_threadpool(_checked_call, handler, call, request.url.path, body)
         except MltrailException as e:
             return error_response(e)
         except Exception as e:  # noqa: BLE001 - every failure must come back as the JSON error shape

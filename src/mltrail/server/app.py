@@ -2,9 +2,12 @@
 uvicorn workers call (`mltrail server --workers N` passes the settings in the environment).
 
 Every MLflow REST route is served under `/api/2.0/mlflow` and `/ajax-api/2.0/mlflow` (MLflow's UI
-uses the latter), mltrail's own under `/api/2.0/mltrail`, the artifact proxy under
-`/api/2.0/mlflow-artifacts`. The UI (`mltrail.server.ui.create_ui`) is mounted at `/` unless
-the settings turn it off.
+uses the latter), mltrail's own under `/api/2.0/mltrail` (and its `/ajax-api` twin), the artifact
+proxy under `/api/2.0/mlflow-artifacts` (and its twin). The routes MLflow's server adds for its UI
+by hand (mlflow/server/__init__.py) are served where it serves them: get-history-bulk,
+search-datasets and upload-artifact under `/ajax-api/2.0/mlflow` only, `/get-artifact` and
+`/model-versions/get-artifact` at the root. The UI (`mltrail.server.ui.create_ui`) is mounted at
+`/` unless the settings turn it off.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mltrail.store.sql.store import SqlTrackingStore
 from mltrail.version import __version__
 
 API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
+AJAX_PREFIX = "/ajax-api/2.0"
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -68,7 +72,16 @@ def api_routes() -> list[BaseRoute]:
         routes += _json_routes(api + "/mlflow", mlflow_table)
         routes += _json_routes(api + "/mltrail", metrics.MLTRAIL_ROUTES)
         routes += [Route(api + path, fn, methods=methods) for methods, path, fn in artifacts.RAW_ROUTES]
+    routes += _json_routes(AJAX_PREFIX + "/mlflow", metrics.AJAX_ROUTES)
+    routes += [Route(AJAX_PREFIX + path, fn, methods=methods)
+               for methods, path, fn in [*experiments.AJAX_RAW_ROUTES, *artifacts.AJAX_RAW_ROUTES]]
     return routes
+
+
+def root_routes() -> list[BaseRoute]:
+    """The routes at the server's root: health, version, and MLflow UI's file downloads."""
+    return [Route("/health", health), Route("/version", version),
+            *(Route(path, fn, methods=methods) for methods, path, fn in artifacts.ROOT_ROUTES)]
 
 
 def create_app(settings: ServerSettings | None = None, store: SqlTrackingStore | None = None) -> Starlette:
@@ -79,8 +92,7 @@ def create_app(settings: ServerSettings | None = None, store: SqlTrackingStore |
         store: a tracking store to serve instead of opening `settings.backend_store_uri` (tests).
     """
     ctx = ServerContext(settings or ServerSettings(), store)
-    routes: list[BaseRoute] = [Route("/health", health), Route("/version", version), *api_routes(),
-                               Route("/get-artifact", artifacts.get_run_artifact)]
+    routes: list[BaseRoute] = [*root_routes(), *api_routes()]
     for api in API_PREFIXES:
         routes.append(Route(api + "/{rest:path}", not_found, methods=_ALL_METHODS))
     if ctx.settings.ui:

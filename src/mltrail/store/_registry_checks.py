@@ -2,9 +2,11 @@
 
 Names are normalised before anything compares them: percent-decoded until stable, NFC, stripped,
 so `my%20model`, `my model` and a decomposed `é` all name one model. A version's source is split
-into (scheme, authority, path parts) with every `..`, backslash, control character and
-percent-encoded form refused, so that comparing it with a run's or logged model's artifact
-location is a plain comparison of parts.
+into (scheme, authority, path parts) with every backslash, control character and percent-encoded
+form refused, so that comparing it with a run's or logged model's artifact location is a plain
+comparison of parts. A local path's `..` is resolved first (as MLflow resolves a local source), so
+`.../artifacts/model/..` is the artifacts folder; a remote URI's `..` is refused, as MLflow does.
+Refusals start with MLflow's words ("Invalid model version source: '<source>'.").
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import posixpath
 import re
 import unicodedata
 import urllib.parse
-from typing import Any
+from typing import Any, NamedTuple
 
 from mltrail.errors import InvalidParameterValue
 
@@ -104,15 +106,38 @@ def check_model_id(model_id: Any) -> str:
 
 
 # ------------------------------------------------------------------ sources
+def source_error(source: str, detail: str) -> InvalidParameterValue:
+    """MLflow's first sentence for a refused source ("Invalid model version source: '<source>'."), then why."""
+    return InvalidParameterValue(f"Invalid model version source: '{source}'. {detail}")
+
+
 def _refuse(source: str, why: str) -> InvalidParameterValue:
-    return InvalidParameterValue(
-        f"Invalid model version source {source!r}: {why}. Expected models:/<model_id>, runs:/<run_id>/<path>, "
-        "or a location inside the artifacts of the run (run_id) or logged model (model_id) it came from.")
+    return source_error(
+        source, f"{why[0].upper()}{why[1:]}. Expected models:/<model_id>, models:/<name>/<version>, "
+        "runs:/<run_id>/<path>, or a location inside the artifacts of the run (run_id) or logged model (model_id) "
+        "it came from.")
+
+
+def relative_refusal(source: str) -> InvalidParameterValue:
+    """MLflow's refusal of '..' in a source that is not a local path
+    (handlers.py `_validate_non_local_source_contains_relative_paths`)."""
+    return source_error(
+        source, "If supplying a source as an http, https, local file path, ftp, objectstore, or mlflow-artifacts "
+        "uri, an absolute path must be provided without relative path references present. Please provide an "
+        "absolute path.")
+
+
+def id_refusal(source: str, id_name: str, detail: str = "") -> InvalidParameterValue:
+    """MLflow's refusal when run_id/model_id does not name what holds the source
+    (handlers.py `_raise_invalid_model_version_source`), with what we found."""
+    return source_error(
+        source, f"The {id_name} request parameter must identify the resource that contains the source."
+        + (f" {detail}" if detail else ""))
 
 
 def check_source_chars(source: Any) -> str:
     if not isinstance(source, str) or not source.strip():
-        raise InvalidParameterValue(f"Invalid model version source {source!r}: expected a non-empty string.")
+        raise source_error(str(source), "Expected a non-empty string.")
     decoded = _unquote_fully(source)
     for form in (source, decoded):
         if "\\" in form or _has_control(form):
@@ -120,12 +145,16 @@ def check_source_chars(source: Any) -> str:
     return source.strip()
 
 
-def split_location(uri: str, trusted: bool) -> tuple[str, str, tuple[str, ...]]:
+def split_location(uri: str, trusted: bool, normalise_local: bool = False) -> tuple[str, str, tuple[str, ...]]:
     """(scheme, authority, path parts) of an artifact location; a plain path counts as `file`.
 
     Args:
         trusted: a location the store made itself (normalised, never refused); an untrusted one
-            (a user's source) is refused if it holds `..`, a query, a fragment or percent-encoding.
+            (a user's source) is refused if it holds a query, a fragment or percent-encoding.
+        normalise_local: for an untrusted local path (`/x`, `file:///x`), resolve `..` components
+            lexically, as MLflow resolves a local source before its containment check; the caller
+            must then check containment. Otherwise `..` is refused. A remote URI's `..` is always
+            refused: an object store keeps `a/../b` as a key of its own.
     """
     from mltrail.tracking_uri import scheme_of
 
@@ -150,10 +179,28 @@ def split_location(uri: str, trusted: bool) -> tuple[str, str, tuple[str, ...]]:
         raise _refuse(uri, "percent-encoded characters are not allowed in a source path")
     segments = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in segments:
-        if not trusted:
-            raise _refuse(uri, "'..' components are not allowed")
+        if not trusted and (scheme != "file" or authority or not normalise_local):
+            if scheme != "file" or authority:
+                raise relative_refusal(uri)
+            raise _refuse(uri, "'..' components are not allowed here")
         segments = [p for p in posixpath.normpath("/" + "/".join(segments)).split("/") if p]
     return scheme, authority, tuple(segments)
+
+
+def has_dotdot(uri: str) -> bool:
+    return ".." in uri.split("/")
+
+
+def resolves_inside(source: tuple[str, str, tuple[str, ...]], root: tuple[str, str, tuple[str, ...]]) -> bool:
+    """For local paths: whether `source` still lies under `root` once symlinks are resolved on this machine
+    (MLflow resolves both with `Path.resolve()`); other schemes have no symlinks to follow."""
+    import os
+
+    if source[0] != "file" or source[1] or root[0] != "file" or root[1]:
+        return True
+    real_root = os.path.realpath("/" + "/".join(root[2]))
+    real_source = os.path.realpath("/" + "/".join(source[2]))
+    return real_source == real_root or real_source.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def relative_under(source: tuple[str, str, tuple[str, ...]], root: tuple[str, str, tuple[str, ...]]) -> str | None:
@@ -179,6 +226,8 @@ def parse_runs_source(source: str) -> tuple[str, str]:
     if not body.startswith("/") or body.startswith("//"):
         raise _refuse(source, "a runs: URI must look like runs:/<run_id>/<path>")
     run_id, _, path = body[1:].partition("/")
+    if has_dotdot(path) or has_dotdot(_unquote_fully(path)):
+        raise relative_refusal(source)
     try:
         v.validate_run_id(run_id)
         rel = safe_relpath(path, "model version source path")
@@ -187,11 +236,42 @@ def parse_runs_source(source: str) -> tuple[str, str]:
     return run_id, rel
 
 
-def parse_models_source(source: str) -> str:
-    """The logged model id of `models:/<model_id>`; other models: URIs are refused."""
+class ModelsUri(NamedTuple):
+    """A parsed `models:/` source: a logged model id, or a registered model's version, stage, alias or latest."""
+
+    model_id: str | None = None
+    name: str | None = None
+    version: int | None = None
+    stage: str | None = None
+    alias: str | None = None
+
+
+def parse_models_source(source: str) -> ModelsUri:
+    """`models:/<model_id>`, `models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`
+    (the forms MLflow's `_parse_model_uri` reads); anything else is refused."""
     body = source[len("models:"):]
-    if body.startswith("/") and not body.startswith("//"):
-        model_id = body[1:].rstrip("/")
-        if is_model_id(model_id):
-            return model_id
-    raise _refuse(source, "a models: source must be models:/<model_id> of a logged model (m-<32 hex>)")
+    if body.startswith("//"):  # MLflow: _resolve_registered_model_source_lineage
+        raise source_error(source, "Registered model sources must use the active model registry.")
+    if not body.startswith("/") or "?" in body or "#" in body:
+        raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
+                              "models:/<name>@<alias>")
+    parts = body[1:].split("/")
+    if len(parts) == 2 and parts[1] == "" and is_model_id(parts[0]):  # models:/<model_id>/
+        parts = parts[:1]
+    if len(parts) > 2 or not parts[0].strip() or (len(parts) == 2 and not parts[1].strip()):
+        raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
+                              "models:/<name>@<alias>")
+    if len(parts) == 2:
+        name, suffix = normalize_model_name(parts[0]), parts[1]
+        if suffix.isdigit():
+            return ModelsUri(name=name, version=parse_version(suffix))
+        if suffix.lower() == "latest":
+            return ModelsUri(name=name)
+        return ModelsUri(name=name, stage=suffix)
+    if "@" in parts[0]:
+        name, _, alias = parts[0].rpartition("@")
+        return ModelsUri(name=normalize_model_name(name), alias=check_alias(alias))
+    if is_model_id(parts[0]):
+        return ModelsUri(model_id=parts[0])
+    raise _refuse(source, "a models: source names a logged model as models:/m-<32 hex>, or a registered model "
+                          "version as models:/<name>/<version>")

@@ -131,6 +131,15 @@ class TrackingStore(Protocol):
     @abstractmethod
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None: ...
 
+    def search_datasets(self, experiment_ids: Sequence[str]) -> list[tuple[str, str, str, str | None]]:
+        """The datasets runs of these experiments used, as MLflow's search-datasets summarises them.
+
+        One `(experiment_id, name, digest, context)` per distinct combination, where `context` is
+        the input's `mlflow.data.context` tag (None without one); at most 1,000.
+        """
+        raise MltrailException(f"{type(self).__name__} cannot search datasets: ask a tracking server or a "
+                               "database store.", "BAD_REQUEST")
+
     # logged models
     @abstractmethod
     def create_logged_model(self, experiment_id: str, name: str | None = None, source_run_id: str | None = None,

@@ -400,6 +400,20 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         self.http.call("POST", f"{API}/runs/outputs", {
             "run_id": run_id, "models": [{"model_id": m.model_id, "step": m.step} for m in models]})
 
+    def search_datasets(self, experiment_ids: Sequence[str]) -> list[tuple[str, str, str, str | None]]:
+        # MLflow serves search-datasets under /ajax-api only, 20 experiments a request (handlers.py)
+        ids = list(dict.fromkeys(str(e) for e in experiment_ids))
+        self._drain()
+        found: set[tuple[str, str, str, str | None]] = set()
+        for i in range(0, len(ids), 20):
+            out = self.http.call("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets",
+                                 {"experiment_ids": ids[i:i + 20]})
+            found.update((str(d.get("experiment_id", "")), str(d.get("name", "")), str(d.get("digest", "")),
+                          d.get("context") or None) for d in out.get("dataset_summaries", []))
+        order = sorted(found, key=lambda s: (int(s[0]) if s[0].isdigit() else -1, s[1], s[2], s[3] is not None,
+                                             s[3] or ""))
+        return order[:1000]
+
     # ------------------------------------------------------------------ logged models
     @staticmethod
     def _model_path(model_id: str) -> str:

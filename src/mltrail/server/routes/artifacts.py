@@ -1,6 +1,8 @@
 """Artifacts: the proxy (`/api/2.0/mlflow-artifacts/artifacts/<path>`: PUT, GET, DELETE, and the
 listing `?path=`), run artifact listing (`/mlflow/artifacts/list`), file downloads for runs
-(`/get-artifact`) and logged models, and logged-model directory listings.
+(`/get-artifact`), registered model versions (`/model-versions/get-artifact`) and logged models,
+logged-model directory listings, and the UI's small-file upload into a run
+(`/ajax-api/2.0/mlflow/upload-artifact`).
 
 Uploads stream to a temporary file beside the target and are renamed into place, so a reader
 never sees half a file; the size limit is checked as bytes arrive. Every path goes through
@@ -54,24 +56,42 @@ def _media_type(path: str) -> str:
     return guessed or "application/octet-stream"
 
 
-async def _serve_file(repo: Any, rel: str) -> Response:
-    """Stream one file of `repo` (local: straight from disk; other stores: via a temp copy)."""
+def _is_a_directory(rel: str) -> InvalidParameterValue:
+    # MLflow's words for a download of a directory (a 400, as its _send_artifact answers)
+    return InvalidParameterValue(f"Artifact path refers to a directory, not a file: '{rel}'")
+
+
+def _no_such_artifact(rel: str) -> ResourceDoesNotExist:
+    return ResourceDoesNotExist(f"No such artifact: '{rel}'")
+
+
+async def _serve_file(repo: Any, rel: str, attachment: bool = False) -> Response:
+    """Stream one file of `repo` (local: straight from disk; other stores: via a temp copy).
+
+    A directory is a 400 (never copied to serve it), a missing file a 404. `attachment` adds
+    MLflow's `Content-Disposition: attachment` (its _send_artifact always sends files so).
+    """
     name = rel.rsplit("/", 1)[-1]
+    filename = name if attachment and name else None
     if isinstance(repo, LocalArtifactRepository):
         path = resolve_under(repo.root, rel)
+        if os.path.isdir(path):
+            raise _is_a_directory(rel)
         if not os.path.isfile(path):
-            raise ResourceDoesNotExist(f"No artifact file at '{rel}'.")
-        return FileResponse(path, media_type=_media_type(name), headers=_SAFE_HEADERS)
+            raise _no_such_artifact(rel)
+        return FileResponse(path, media_type=_media_type(name), headers=_SAFE_HEADERS, filename=filename)
+    if not rel or await run_in_threadpool(repo.is_dir, rel):
+        raise _is_a_directory(rel)
     tmp = tempfile.mkdtemp(prefix="mltrail-serve-")
     try:
         local = await run_in_threadpool(repo.download_artifacts, rel, tmp)
         if not os.path.isfile(local):
-            raise ResourceDoesNotExist(f"No artifact file at '{rel}'.")
+            raise _no_such_artifact(rel)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FileResponse(local, media_type=_media_type(name), headers=_SAFE_HEADERS,
-                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True), filename=filename)
 
 
 async def _stream_to(request: Request, path: str, limit: int) -> None:
@@ -178,16 +198,104 @@ def list_logged_model_artifacts(call: Call) -> dict[str, Any]:
     return _listing(call, model.artifact_location, call.text("artifact_directory_path"))
 
 
+def _query_path(request: Request) -> str:
+    """The `path` query parameter of a download, checked as MLflow's validate_path_is_safe does
+    (its errors say 'Invalid path' first), and more strictly: see `safe_relpath`."""
+    path = request.query_params.get("path")
+    if path is None:  # MLflow: request.args["path"], a bare 400
+        raise InvalidParameterValue("Missing value for required parameter 'path'.")
+    return safe_relpath(path, "path")
+
+
 @_guard
 async def get_run_artifact(request: Request, ctx: Any) -> Response:
-    """MLflow UI's `/get-artifact?run_id=..&path=..`: one file of a run."""
+    """MLflow UI's `/get-artifact?run_id=..&path=..` (or `run_uuid=`): one file of a run, as an attachment.
+
+    As get_artifact_handler: the path is checked first, then the run (404 if unknown); a
+    directory (or an empty path: the root) is a 400, a missing file a 404.
+    """
+    rel = _query_path(request)
     run_id = request.query_params.get("run_id") or request.query_params.get("run_uuid")
-    if not run_id:
+    if not run_id:  # MLflow looks up run None (a 404); a missing parameter is a 400 here
         raise InvalidParameterValue("Missing value for required parameter 'run_id'.")
-    rel = _nonempty(request.query_params.get("path") or "")
     run = await run_in_threadpool(ctx.store.get_run, run_id)
     repo, prefix = ctx.repo_for(run.info.artifact_uri)
-    return await _serve_file(repo, _join(prefix, rel))
+    return await _serve_file(repo, _join(prefix, rel), attachment=True)
+
+
+@_guard
+async def get_model_version_artifact(request: Request, ctx: Any) -> Response:
+    """MLflow UI's `/model-versions/get-artifact?name=..&version=..&path=..`: one file of a
+    registered model version, from the version's storage location (get_model_version_artifact_handler)."""
+    rel = _query_path(request)
+    name = request.query_params.get("name")
+    if not name:
+        raise InvalidParameterValue("Missing value for required parameter 'name'.")
+    version = request.query_params.get("version")
+    if not version:
+        raise InvalidParameterValue("Missing value for required parameter 'version'.")
+    try:
+        int(version)
+    except ValueError:
+        raise InvalidParameterValue(f"Parameter 'version' must be an integer, got {version!r}.") from None
+    location = await run_in_threadpool(ctx.store.get_model_version_download_uri, name, version)
+    repo, prefix = ctx.repo_for(location)
+    return await _serve_file(repo, _join(prefix, rel), attachment=True)
+
+
+# upload_artifact_handler's limit: the UI uploads small files (e.g. images for a run's notes)
+UPLOAD_ARTIFACT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _too_large(limit: int) -> InvalidParameterValue:
+    size = "10MB" if limit == UPLOAD_ARTIFACT_MAX_BYTES else f"{limit} bytes"
+    return InvalidParameterValue(f"Artifact size is too large. Max size is {size}.")
+
+
+async def _read_upload(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_artifact(repo: Any, rel: str, data: bytes) -> None:
+    try:
+        repo.write_bytes(rel, data)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidParameterValue(f"Cannot upload to '{rel}': a parent of it is a file.") from None
+
+
+@_guard
+async def upload_artifact(request: Request, ctx: Any) -> Response:
+    """MLflow UI's `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=..&path=..`, the body the file's bytes.
+
+    upload_artifact_handler's checks in its order (run_uuid, path, 'Invalid path', size at most
+    10MB, a non-empty body, then the run); the file goes to `path` under the run's own artifact
+    location, through the server's artifact access. Answers `{}`.
+    """
+    run_id = request.query_params.get("run_uuid")
+    if not run_id:
+        raise InvalidParameterValue("Request must specify run_uuid.")
+    path = request.query_params.get("path")
+    if not path:
+        raise InvalidParameterValue("Request must specify path.")
+    rel = safe_relpath(path, "path")
+    if not rel or path.endswith("/"):
+        raise InvalidParameterValue(f"Invalid path {path!r}: expected the path of a file, not a directory.")
+    data = await _read_upload(request, min(UPLOAD_ARTIFACT_MAX_BYTES, ctx.settings.max_artifact_bytes))
+    if not data:
+        raise InvalidParameterValue("Request must specify data.")
+    run = await run_in_threadpool(ctx.store.get_run, run_id)
+    repo, prefix = ctx.repo_for(run.info.artifact_uri)
+    await run_in_threadpool(_write_artifact, repo, _join(prefix, rel), data)
+    return json_response({})
 
 
 @_guard
@@ -211,5 +319,17 @@ RAW_ROUTES = [
     (["GET"], "/mlflow-artifacts/artifacts/{path:path}", proxy_download),
     (["DELETE"], "/mlflow-artifacts/artifacts/{path:path}", proxy_delete),
     (["GET"], "/mlflow/logged-models/{model_id}/artifacts/files", get_logged_model_artifact),
-    (["GET"], "/mlflow/get-artifact", get_run_artifact),
+    (["GET"], "/mlflow/get-artifact", get_run_artifact),  # mltrail's own: MLflow serves it at /get-artifact only
+]
+
+# (methods, path, raw async endpoint): MLflow serves these under /ajax-api/2.0 only (mlflow/server/__init__.py)
+AJAX_RAW_ROUTES = [
+    (["POST"], "/mlflow/upload-artifact", upload_artifact),
+]
+
+# (methods, path, raw async endpoint) at the server's root, as MLflow's serve_artifacts and
+# serve_model_version_artifact (its static prefix is the root here)
+ROOT_ROUTES = [
+    (["GET"], "/get-artifact", get_run_artifact),
+    (["GET"], "/model-versions/get-artifact", get_model_version_artifact),
 ]

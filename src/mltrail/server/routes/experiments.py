@@ -1,13 +1,20 @@
-"""`/mlflow/experiments/*`: create, get, get-by-name, search, update, delete, restore, tags."""
+"""`/mlflow/experiments/*`: create, get, get-by-name, search, update, delete, restore, tags, and the
+UI's search-datasets."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from mltrail.entities import ViewType
-from mltrail.errors import ResourceDoesNotExist
-from mltrail.server._http import Call
+from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
+from mltrail.server._http import Call, error_response, json_endpoint
 from mltrail.store.rest_json import experiment_to_json, key_values
+
+# search_datasets_impl's limit on experiment ids per request
+MAX_SEARCH_DATASETS_EXPERIMENTS = 20
 
 
 def create_experiment(call: Call) -> dict[str, Any]:
@@ -67,6 +74,38 @@ def delete_experiment_tag(call: Call) -> dict[str, Any]:
     return {}
 
 
+def search_datasets(call: Call) -> dict[str, Any]:
+    """MLflow UI's `POST /ajax-api/2.0/mlflow/experiments/search-datasets` `{"experiment_ids": [...]}`.
+
+    Answers `{"dataset_summaries": [{"experiment_id", "name", "digest", "context"?}, ...]}` as
+    search_datasets_impl does: `context` (the input's `mlflow.data.context` tag) left out when
+    there is none, and `{}` when nothing matches (protobuf's JSON leaves out an empty list).
+    """
+    ids = [str(e) for e in call.items("experiment_ids")]
+    if not ids:
+        raise InvalidParameterValue("SearchDatasets request must specify at least one experiment_id.")
+    if len(ids) > MAX_SEARCH_DATASETS_EXPERIMENTS:
+        raise InvalidParameterValue(
+            f"SearchDatasets request cannot specify more than {MAX_SEARCH_DATASETS_EXPERIMENTS} experiment_ids. "
+            f"Received {len(ids)} experiment_ids.")
+    summaries = [{"experiment_id": exp_id, "name": name, "digest": digest, **({"context": ctx} if ctx else {})}
+                 for exp_id, name, digest, ctx in call.store.search_datasets(ids)]
+    return {"dataset_summaries": summaries} if summaries else {}
+
+
+_search_datasets_json = json_endpoint(search_datasets)
+
+
+async def search_datasets_endpoint(request: Request) -> Response:
+    """search-datasets checks the Content-Type first (MLflow's _validate_content_type: a 400)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return error_response(InvalidParameterValue("Bad Request. Content-Type header is missing."))
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        return error_response(InvalidParameterValue("Bad Request. Content-Type must be one of ['application/json']."))
+    return await _search_datasets_json(request)
+
+
 ROUTES = [
     (["POST"], "/experiments/create", create_experiment),
     (["GET"], "/experiments/get", get_experiment),
@@ -77,4 +116,9 @@ ROUTES = [
     (["POST"], "/experiments/restore", restore_experiment),
     (["POST"], "/experiments/set-experiment-tag", set_experiment_tag),
     (["POST"], "/experiments/delete-experiment-tag", delete_experiment_tag),
+]
+
+# (methods, path, raw endpoint): MLflow serves these under /ajax-api/2.0/mlflow only (mlflow/server/__init__.py)
+AJAX_RAW_ROUTES = [
+    (["POST"], "/mlflow/experiments/search-datasets", search_datasets_endpoint),
 ]

@@ -3,6 +3,7 @@ batch), inputs, outputs and the logged-model history tag."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -19,8 +20,6 @@ from mltrail.store.rest_json import (
     run_info_to_json,
     run_to_json,
 )
-
-_MODEL_HISTORY_TAG = "mlflow.log-model.history"
 
 
 def _run_id(call: Call) -> str:
@@ -170,10 +169,25 @@ def log_batch(call: Call) -> dict[str, Any]:
     return {}
 
 
+def _array(call: Call, name: str) -> list[Any]:
+    """A repeated field that must be a JSON list when given (MLflow's `_assert_array`)."""
+    value = call.data.get(name)
+    if value is not None and not isinstance(value, list):
+        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{name}' supplied: expected a list.")
+    return value or []
+
+
 def log_inputs(call: Call) -> dict[str, Any]:
-    datasets = [dataset_input_from_json(d) for d in call.items("datasets")]
-    models = [LoggedModelInput(str(m.get("model_id"))) for m in call.items("models") if isinstance(m, dict)]
-    call.store.log_inputs(call.req("run_id"), datasets, models)
+    """MLflow's LogInputs: datasets and logged models (`models: [{model_id}]`) the run used."""
+    run_id = call.req("run_id")
+    datasets = [dataset_input_from_json(d) for d in _array(call, "datasets")]
+    models = []
+    for m in _array(call, "models"):
+        model_id = m.get("model_id") if isinstance(m, dict) else None
+        if not isinstance(model_id, str) or not model_id:
+            raise InvalidParameterValue(f"Invalid model input {m!r}: expected an object with a model_id.")
+        models.append(LoggedModelInput(model_id))
+    call.store.log_inputs(run_id, datasets, models)
     return {}
 
 
@@ -187,18 +201,50 @@ def log_outputs(call: Call) -> dict[str, Any]:
     return {}
 
 
+_MODEL_REQUIRED = ("artifact_path", "flavors", "utc_time_created", "run_id")
+
+
+def _model_tags_dict(model: dict[str, Any]) -> dict[str, Any]:
+    """What MLflow keeps of a logged model in the history tag: `Model.from_dict(model).get_tags_dict()`.
+
+    run_id and artifact_path (left out when null), utc_time_created (as text; now when empty),
+    model_uuid (null when absent), then the flavors, each without its "config"; the signature,
+    metadata and every other field are dropped. Key order is MLflow's (the Model attributes' order).
+    """
+    out: dict[str, Any] = {}
+    if model.get("run_id") is not None:
+        out["run_id"] = model["run_id"]
+    if model.get("artifact_path") is not None:
+        out["artifact_path"] = model["artifact_path"]
+    created = model.get("utc_time_created")
+    out["utc_time_created"] = str(created or datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    out["model_uuid"] = model.get("model_uuid")
+    flavors = model.get("flavors")
+    if flavors is None:
+        flavors = {}
+    if not isinstance(flavors, dict):
+        raise InvalidParameterValue(f"Invalid model_json: 'flavors' must be an object, got {flavors!r}.")
+    out["flavors"] = {name: ({k: val for k, val in conf.items() if k != "config"} if isinstance(conf, dict) else conf)
+                      for name, conf in flavors.items()}
+    return out
+
+
 def log_model(call: Call) -> dict[str, Any]:
-    """MLflow's LogModel: append the model's description to the run's `mlflow.log-model.history` tag."""
+    """MLflow's LogModel (handlers.py `_log_model`, store `record_logged_model`): append the model's
+    summary to the run's `mlflow.log-model.history` tag, in one transaction."""
     run_id = call.req("run_id")
     raw = call.req("model_json")
     try:
         model = json.loads(raw)
     except ValueError:
-        raise InvalidParameterValue(f"Invalid model_json: expected a JSON object, got {raw[:80]!r}.") from None
-    history = call.store.get_run(run_id).data.tags.get(_MODEL_HISTORY_TAG)
-    entries = json.loads(history) if history else []
-    entries.append(model)
-    call.store.log_batch(run_id, tags=[RunTag(_MODEL_HISTORY_TAG, json.dumps(entries))])
+        model = None
+    if not isinstance(model, dict):  # MLflow's words (a JSON value that is not an object: MLflow answers 500)
+        raise InvalidParameterValue(f"Malformed model info. \n {raw} \n is not a valid JSON.")
+    missing = set(_MODEL_REQUIRED) - set(model)
+    if missing:
+        shown = "{" + ", ".join(repr(f) for f in sorted(missing)) + "}"  # MLflow prints the set
+        raise InvalidParameterValue(f"Model json is missing mandatory fields: {shown}")
+    call.store.record_logged_model(run_id, _model_tags_dict(model))
     return {}
 
 

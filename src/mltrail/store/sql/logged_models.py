@@ -1,7 +1,13 @@
-"""Logged models (MLflow 3's `m-<hex>` models) in the SQL tracking store."""
+"""Logged models (MLflow 3's `m-<hex>` models) in the SQL tracking store.
+
+A model created without a name gets a generated one ("brave-owl-417"), as MLflow's
+`create_logged_model` does, unique among the experiment's models. The `mlflow.modelVersions` tag
+lists the registry versions of a model (`[{"name": ..., "version": "1"}, ...]`), each once.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Sequence
@@ -10,12 +16,43 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from mltrail import _validation as v
+from mltrail._names import random_run_name
 from mltrail.entities import LifecycleStage, LoggedModel, LoggedModelStatus, Metric, PagedList
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.store._paging import check_max_results, decode_token, encode_token
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.comparisons import compare, sort_key
 from mltrail.store.sql.fields import join_uri, now_ms, parse_experiment_id
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # MLflow's mlflow_tags.MLFLOW_MODEL_VERSIONS
+
+
+def _version_key(entry: Any) -> Any:
+    if isinstance(entry, dict) and "name" in entry and "version" in entry:
+        return ("version", str(entry["name"]), str(entry["version"]))
+    return ("other", json.dumps(entry, sort_keys=True))
+
+
+def dedupe_model_versions(value: str) -> str:
+    """`value` of an `mlflow.modelVersions` tag with each version listed once (first kept).
+
+    MLflow's `set_model_versions_tags` adds a version only if it is not listed; a client that
+    appends the version the server already recorded (MLflow's and mltrail's `register_model`
+    do) must not list it twice. Anything but a JSON list is kept as given."""
+    try:
+        entries = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(entries, list):
+        return value
+    seen = set()
+    kept = []
+    for entry in entries:
+        key = _version_key(entry)
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return value if len(kept) == len(entries) else json.dumps(kept)
 
 
 class LoggedModelsMixin:
@@ -32,7 +69,6 @@ class LoggedModelsMixin:
                             model_type: str | None = None) -> LoggedModel:
         exp_id = parse_experiment_id(experiment_id)
         model_id = f"m-{uuid.uuid4().hex}"
-        name = name or "model"
         tag_items = dict(v.validate_tag(k, val) for k, val in (tags or {}).items())
         param_items = dict(v.validate_param(k, val) for k, val in (params or {}).items())
 
@@ -40,10 +76,11 @@ class LoggedModelsMixin:
             exp = self._check_experiment_active(conn, exp_id)  # type: ignore[attr-defined]
             if source_run_id is not None:
                 self._run_row(conn, source_run_id)  # type: ignore[attr-defined]
+            model_name = name or self._generated_name(conn, exp_id)
             ts = now_ms()
             location = join_uri(exp.artifact_location, "models", model_id, "artifacts")
             conn.execute(insert(t.logged_models).values(
-                model_id=model_id, experiment_id=exp_id, name=name, artifact_location=location,
+                model_id=model_id, experiment_id=exp_id, name=model_name, artifact_location=location,
                 creation_timestamp_ms=ts, last_updated_timestamp_ms=ts, status=LoggedModelStatus.PENDING,
                 lifecycle_stage=LifecycleStage.ACTIVE, model_type=model_type, source_run_id=source_run_id))
             if tag_items:
@@ -52,11 +89,48 @@ class LoggedModelsMixin:
             if param_items:
                 conn.execute(insert(t.logged_model_params), [
                     {"model_id": model_id, "param_key": k, "param_value": val} for k, val in param_items.items()])
-            return LoggedModel(model_id=model_id, experiment_id=str(exp_id), name=name, artifact_location=location,
+            return LoggedModel(model_id=model_id, experiment_id=str(exp_id), name=model_name,
+                               artifact_location=location,
                                creation_timestamp=ts, last_updated_timestamp=ts, source_run_id=source_run_id,
                                model_type=model_type, tags=tag_items, params=param_items)
 
         return self._write(create)
+
+    @staticmethod
+    def _generated_name(conn: Connection, exp_id: int) -> str:
+        """A random readable name (MLflow: `_generate_random_name()`), not yet used in the experiment."""
+        lm = t.logged_models
+        for _ in range(10):
+            name = random_run_name()
+            if conn.execute(select(lm.c.model_id).where(and_(lm.c.experiment_id == exp_id, lm.c.name == name))
+                            .limit(1)).first() is None:
+                return name
+        return f"{random_run_name()}-{uuid.uuid4().hex[:8]}"  # ~1.7M names taken: widen
+
+    def _record_model_version(self, conn: Connection, model_id: str, name: str, version: str) -> None:
+        """Add {name, version} to the model's `mlflow.modelVersions` tag (MLflow's
+        `AbstractStore.set_model_versions_tags`: appended unless listed); a deleted or missing
+        model is left alone (the version keeps its files either way)."""
+        lm, lt = t.logged_models, t.logged_model_tags
+        found = conn.execute(select(lm.c.model_id).where(and_(
+            lm.c.model_id == model_id, lm.c.lifecycle_stage == LifecycleStage.ACTIVE))).first()
+        if found is None:
+            return
+        current = conn.execute(select(lt.c.tag_value).where(and_(
+            lt.c.model_id == model_id, lt.c.tag_key == MODEL_VERSIONS_TAG))).scalar()
+        entry = {"name": name, "version": version}
+        try:
+            entries = json.loads(current) if current else []
+        except ValueError:
+            entries = []
+        if not isinstance(entries, list):
+            entries = []
+        if any(_version_key(e) == _version_key(entry) for e in entries):
+            return
+        conn.execute(delete(lt).where(and_(lt.c.model_id == model_id, lt.c.tag_key == MODEL_VERSIONS_TAG)))
+        conn.execute(insert(lt).values(model_id=model_id, tag_key=MODEL_VERSIONS_TAG,
+                                       tag_value=json.dumps([*entries, entry])))
+        self._touch_model(conn, model_id)
 
     def _load_models(self, conn: Connection, rows: Sequence[Any]) -> list[LoggedModel]:
         ids = [r.model_id for r in rows]
@@ -104,6 +178,8 @@ class LoggedModelsMixin:
 
     def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
         items = dict(v.validate_tag(k, val) for k, val in tags.items())
+        if MODEL_VERSIONS_TAG in items:
+            items[MODEL_VERSIONS_TAG] = dedupe_model_versions(items[MODEL_VERSIONS_TAG])
 
         def write(conn: Connection) -> None:
             self._touch_model(conn, model_id)

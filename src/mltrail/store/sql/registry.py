@@ -6,8 +6,13 @@ transaction is `BEGIN IMMEDIATE`, on PostgreSQL the UPDATE locks the row, so con
 registrations get distinct, gap-free, increasing numbers (MLflow's `MAX(version) + 1` collides).
 
 A version's source is checked and normalised here, whatever the entry point (Python or REST):
-it must be `models:/<model_id>` of an existing logged model, `runs:/<run_id>/<path>` of an existing
-run, or a location inside the artifacts of the run (`run_id`) or logged model (`model_id`) it names.
+it must be `models:/<model_id>` of an existing logged model, `models:/<name>/<version>` (or
+`@alias`, `/latest`, `/<stage>`) of an existing version (a copy: MLflow's `copy_model_version`),
+`runs:/<run_id>/<path>` of an existing run, or a location inside the artifacts of the run
+(`run_id`) or logged model (`model_id`) it names, after a local path's `..` is resolved.
+
+A version with a logged model is recorded in that model's `mlflow.modelVersions` tag in the same
+transaction, as MLflow's server does after creating it (`set_model_versions_tags`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
 
     def _read(self) -> Any:
         raise NotImplementedError
+
+    def _record_model_version(self, conn: Connection, model_id: str, name: str, version: str) -> None:
+        raise NotImplementedError  # LoggedModelsMixin's, earlier in SqlTrackingStore's bases
 
     # ---------------------------------------------------------------- rows
     @staticmethod
@@ -216,6 +224,8 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
             if tag_items:
                 conn.execute(insert(r.model_version_tags), [
                     {"rm_id": rm_id, "version": number, "key": k, "value": val} for k, val in tag_items.items()])
+            if mid:  # MLflow's server (handlers.py _create_model_version -> set_model_versions_tags)
+                self._record_model_version(conn, mid, name, str(number))
             return ModelVersion(name=name, version=str(number), creation_timestamp=ts, last_updated_timestamp=ts,
                                 description=description, current_stage=ModelVersionStage.NONE, source=src,
                                 run_id=rid, tags=tag_items, run_link=run_link, model_id=mid)
@@ -361,62 +371,99 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
                         model_id: str | None) -> tuple[str, str, str | None, str | None]:
         """(normalised source, artifact location, run_id, model_id) of a version source, or a refusal."""
         if source.startswith("models:"):
-            mid = chk.parse_models_source(source)
+            parsed = chk.parse_models_source(source)
+            if parsed.model_id is None:
+                return self._resolve_registered_source(conn, source, parsed, run_id, model_id)
+            mid = parsed.model_id
             if model_id and model_id != mid:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: it names logged model {mid}, but model_id is "
-                    f"{model_id}.")
+                raise chk.id_refusal(source, "model_id", f"The source names logged model {mid}, but model_id is "
+                                                         f"{model_id}.")
             lm = self._logged_model_row(conn, mid, source)
             if run_id and run_id != lm.source_run_id:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: run_id {run_id} is not the run that logged model "
-                    f"{mid} (its source run is {lm.source_run_id!r}).")
+                raise chk.id_refusal(source, "run_id", f"Run {run_id} is not the run that logged model {mid} "
+                                                       f"(its source run is {lm.source_run_id!r}).")
             return f"models:/{mid}", lm.artifact_location, run_id or lm.source_run_id, mid
         if source.startswith("runs:"):
             rid, rel = chk.parse_runs_source(source)
             if run_id and run_id != rid:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: it names run {rid}, but run_id is {run_id}.")
+                raise chk.id_refusal(source, "run_id", f"The source names run {rid}, but run_id is {run_id}.")
             run = self._source_run_row(conn, rid, source)
             normalised = f"runs:/{rid}/{rel}" if rel else f"runs:/{rid}"
             first, _, rest = rel.partition("/")
             lm = self._run_logged_model(conn, rid, first) if first else None
             if lm is not None:  # MLflow 3: runs:/<run>/<name> is the run's logged model of that name
                 if model_id and (rest or model_id != lm.model_id):
-                    raise InvalidParameterValue(
-                        f"Invalid model version source {source!r}: it is not logged model {model_id}.")
+                    raise chk.id_refusal(source, "model_id", f"The source is not logged model {model_id}.")
                 return normalised, chk.join_location(lm.artifact_location, rest), rid, \
                     (lm.model_id if not rest else None)
-            if model_id:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: a runs: source cannot identify logged model "
-                    f"{model_id}; use models:/{model_id}.")
+            if model_id:  # MLflow: _validate_source_model refuses every runs: source
+                raise chk.id_refusal(source, "model_id", f"A runs: source cannot identify logged model {model_id}; "
+                                                         f"use models:/{model_id}.")
             return normalised, chk.join_location(run.artifact_uri, rel), rid, None
         return self._resolve_location(conn, source, run_id, model_id)
 
+    def _resolve_registered_source(self, conn: Connection, source: str, parsed: chk.ModelsUri, run_id: str | None,
+                                   model_id: str | None) -> tuple[str, str, str | None, str | None]:
+        """`models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`: a copy of an existing version
+        (MLflow's `_resolve_registered_model_source_lineage`), stored as `models:/<name>/<version>` with the
+        version's files, run and logged model; a run_id or model_id given must be the version's."""
+        name = str(parsed.name)
+        rm = conn.execute(select(r.registered_models.c.id).where(r.registered_models.c.name == name)).first()
+        if rm is None:
+            raise chk.source_error(source, f"Registered Model with name={name} not found.")
+        mv = r.model_versions
+        number: int | None
+        if parsed.version is not None:
+            number = parsed.version
+        elif parsed.alias is not None:
+            al = r.registered_model_aliases
+            number = conn.execute(select(al.c.version).where(and_(al.c.rm_id == rm.id, al.c.alias == parsed.alias))
+                                  ).scalar()
+            if number is None:
+                raise chk.source_error(source, f"Registered model alias {parsed.alias} not found.")
+        else:
+            cond = [mv.c.rm_id == rm.id]
+            if parsed.stage is not None:
+                try:
+                    stage = ModelVersionStage.canonical(parsed.stage)
+                except InvalidParameterValue as e:
+                    raise chk.source_error(source, e.message) from None
+                cond.append(mv.c.current_stage == stage)
+            number = conn.execute(select(func.max(mv.c.version)).where(and_(*cond))).scalar()
+            if number is None:  # MLflow's words: store/artifact/utils/models.py _get_latest_model_version
+                which = "" if parsed.stage is None else f" and stage '{parsed.stage}'"
+                raise chk.source_error(source, f"No versions of model with name '{name}'{which} found.")
+        row = conn.execute(select(mv).where(and_(mv.c.rm_id == rm.id, mv.c.version == number))).first()
+        if row is None:
+            raise chk.source_error(source, f"Model Version (name={name}, version={number}) not found.")
+        if (run_id and run_id != (row.run_id or "")) or (model_id and model_id != (row.model_id or "")):
+            raise chk.source_error(source, "The run_id and model_id request parameters must match the referenced "
+                                           "model version.")
+        return f"models:/{name}/{number}", str(row.storage_location), run_id or row.run_id, model_id or row.model_id
+
     def _resolve_location(self, conn: Connection, source: str, run_id: str | None,
                           model_id: str | None) -> tuple[str, str, str | None, str | None]:
-        parts = chk.split_location(source, trusted=False)
+        # a local path is resolved ('..' included) before the containment check, as MLflow's
+        # _validate_source_run/_validate_source_model resolve it; only with the run or model named
+        parts = chk.split_location(source, trusted=False, normalise_local=bool(model_id or run_id))
         if model_id:
             lm = self._logged_model_row(conn, model_id, source)
             if run_id and run_id != lm.source_run_id:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: run_id {run_id} is not the run that logged model "
-                    f"{model_id}.")
-            rel = chk.relative_under(parts, chk.split_location(lm.artifact_location, trusted=True))
-            if rel is None:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: it is not inside the artifacts of logged model "
-                    f"{model_id} ({lm.artifact_location}).")
+                raise chk.id_refusal(source, "run_id", f"Run {run_id} is not the run that logged model {model_id}.")
+            root = chk.split_location(lm.artifact_location, trusted=True)
+            rel = chk.relative_under(parts, root)
+            if rel is None or not chk.resolves_inside(parts, root):
+                raise chk.id_refusal(source, "model_id", f"The source is not inside the artifacts of logged model "
+                                                         f"{model_id} ({lm.artifact_location}).")
             location = chk.join_location(lm.artifact_location, rel)
             return location, location, run_id or lm.source_run_id, model_id if not rel else None
         if run_id:
             run = self._source_run_row(conn, run_id, source)
-            rel = chk.relative_under(parts, chk.split_location(run.artifact_uri, trusted=True))
-            if rel is None:
-                raise InvalidParameterValue(
-                    f"Invalid model version source {source!r}: it is not inside the artifacts of run {run_id} "
-                    f"({run.artifact_uri}).")
+            root = chk.split_location(run.artifact_uri, trusted=True)
+            rel = chk.relative_under(parts, root)
+            if rel is None or not chk.resolves_inside(parts, root):
+                raise chk.id_refusal(source, "run_id", f"The source is not inside the artifacts of run {run_id} "
+                                                       f"({run.artifact_uri}).")
             location = chk.join_location(run.artifact_uri, rel)
             return location, location, run_id, None
         # neither named: only the exact artifact location of a logged model (its id is in the path)
@@ -428,10 +475,13 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
             for lm in lms:
                 if chk.split_location(lm.artifact_location, trusted=True) == parts:
                     return lm.artifact_location, lm.artifact_location, lm.source_run_id, lm.model_id
-        raise InvalidParameterValue(
-            f"Invalid model version source {source!r}: a location source needs the run_id (or model_id) whose "
-            "artifacts contain it; other local paths, file:// URIs and other runs' paths are refused. Expected "
-            "models:/<model_id>, runs:/<run_id>/<path>, or a location inside the given run's artifacts.")
+        # MLflow's words (handlers.py _validate_source_run), then ours
+        raise chk.source_error(
+            source, "To use a local path as a model version source, the run_id request parameter has to be "
+            "specified and the local path has to be contained within the artifact directory of the run specified "
+            "by the run_id. A location source needs the run_id (or model_id) whose artifacts contain it; other "
+            "paths and other runs' locations are refused. Expected models:/<model_id>, runs:/<run_id>/<path>, or "
+            "a location inside the given run's artifacts.")
 
     @staticmethod
     def _logged_model_row(conn: Connection, model_id: str, source: str) -> Any:
@@ -439,15 +489,14 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
             t.logged_models.c.model_id == model_id,
             t.logged_models.c.lifecycle_stage == LifecycleStage.ACTIVE))).first()
         if lm is None:
-            raise InvalidParameterValue(
-                f"Invalid model version source {source!r}: logged model {model_id} does not exist.")
+            raise chk.id_refusal(source, "model_id", f"Logged model {model_id} does not exist.")
         return lm
 
     @staticmethod
     def _source_run_row(conn: Connection, run_id: str, source: str) -> Any:
         run = conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_uri).where(t.runs.c.run_uuid == run_id)).first()
         if run is None:
-            raise InvalidParameterValue(f"Invalid model version source {source!r}: run {run_id} does not exist.")
+            raise chk.id_refusal(source, "run_id", f"Run {run_id} does not exist.")
         return run
 
     @staticmethod

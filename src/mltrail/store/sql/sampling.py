@@ -9,17 +9,30 @@ objects instead of 10,000 Metric objects (the generic path: ~15x slower on a 100
 
 Samples are cached per store: an entry is reused only while its series has no point newer (by
 row id, which only grows) than when it was sampled, and still ends with the same point.
+
+`sample_like_mlflow` is the other sampling, MLflow's evenly spaced points for its
+`get-history-bulk-interval` endpoint (`store/downsample.py`'s `mlflow_sampled_positions` chooses
+them). It runs on every SQL dialect, uncached: per run one aggregate over the step index, then
+only the chosen points' rows. When a run has one point per step on a regular grid (every step, or
+every Nth) the aggregate tells which steps the chosen positions are; other series also read their
+steps, one integer per point, to find them.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import BigInteger, Engine, and_, any_, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from mltrail.store.downsample import mlflow_sampled_positions
+from mltrail.store.sql import schema as t
 
 # (step, timestamp, value); value None for NaN
 Point = tuple[int, int, float | None]
@@ -146,3 +159,122 @@ def _sample_one(conn: Any, args: dict[str, Any], max_points: int, last: Any) -> 
                 step, ts, value = cell.split(" ")
                 chosen.add((int(step), int(ts), float(value)))
     return sorted(chosen, key=lambda p: (p[0], p[1]))
+
+
+# ---------------------------------------------------------------- MLflow's get-history-bulk-interval
+
+_m = t.metrics
+_SERIES = and_(_m.c.run_uuid == bindparam("run"), _m.c.key == bindparam("key"))
+_IN_RANGE = and_(_SERIES, _m.c.step >= bindparam("lo"), _m.c.step <= bindparam("hi"))
+_DISTINCT_STEPS = select(func.count()).select_from(select(_m.c.step).where(_IN_RANGE).distinct().subquery())
+# points, first and last step, distinct steps: two passes over the (run_uuid, key, step) index
+_STATS = select(func.count(), func.min(_m.c.step), func.max(_m.c.step),
+                _DISTINCT_STEPS.scalar_subquery()).where(_IN_RANGE)
+_STEPS = select(_m.c.step).where(_IN_RANGE).order_by(_m.c.step)
+_OFF_GRID = select(func.count()).where(_IN_RANGE, (_m.c.step - bindparam("first")) % bindparam("stride") != 0)
+_MLFLOW_ORDER = (_m.c.step, _m.c.timestamp, _m.c.value, _m.c.is_nan)
+_POINTS = select(*_MLFLOW_ORDER).where(_IN_RANGE).order_by(*_MLFLOW_ORDER)
+# the points at some steps: one index seek per step (a range bound here would make SQLite scan the
+# range instead); the steps travel as one JSON text or array where the database reads one
+_POINTS_AT = {
+    "postgresql": _m.c.step == any_(bindparam("steps", type_=ARRAY(BigInteger))),
+}
+_POINTS_AT_ELSEWHERE = _m.c.step.in_(bindparam("steps", expanding=True))
+# SQLite's, straight to the driver: plain tuples (the points already are Points: NULL for NaN)
+_SQLITE_POINTS_AT = ('SELECT step, "timestamp", CASE WHEN is_nan THEN NULL ELSE "value" END FROM metrics '
+                     'WHERE run_uuid = ? AND "key" = ? AND step IN (SELECT value FROM json_each(?)) '
+                     'ORDER BY step, "timestamp", "value", is_nan')
+_SQLITE_STEPS = 'SELECT step FROM metrics WHERE run_uuid = ? AND "key" = ? AND step BETWEEN ? AND ? ORDER BY step'
+_STEPS_PER_QUERY = 5000
+
+
+def sample_like_mlflow(engine: Engine, run_ids: Sequence[str], key: str, max_results: int,
+                       start_step: int | None = None, end_step: int | None = None) -> list[list[Point]]:
+    """Per run of `run_ids` (in their order, repeats included), the points of `key` an MLflow 3.17
+    server returns from `get-history-bulk-interval` with this `max_results` and step range
+    (inclusive; a bound left out is open): `mlflow_sampled_positions`' choice of the run's points in
+    the range sorted by (step, timestamp, value, is_nan), listed in that order. An unknown run or
+    key has no points. Values are None for NaN, as in every `Point`.
+    """
+    lo = -_BIG if start_step is None else int(start_step)
+    hi = _BIG if end_step is None else int(end_step)
+    dialect = engine.dialect.name
+    points_at = select(*_MLFLOW_ORDER).where(_SERIES, _POINTS_AT.get(dialect, _POINTS_AT_ELSEWHERE)) \
+        .order_by(*_MLFLOW_ORDER)
+
+    def at_steps(conn: Any, args: dict[str, Any], steps: list[int]) -> list[Any]:
+        if dialect != "sqlite":
+            return [_point(r) for r in conn.execute(points_at, {**args, "steps": steps})]
+        return _driver_rows(conn, _SQLITE_POINTS_AT, (args["run"], args["key"], json.dumps(steps)))
+
+    by_run: dict[str, list[Point]] = {}
+    # one snapshot, so counts and points agree (SQLite's deferred BEGIN in WAL mode gives one)
+    snapshot = {} if dialect == "sqlite" else {"isolation_level": "REPEATABLE READ"}
+    with engine.connect().execution_options(**snapshot) as conn, conn.begin():
+        for run_id in dict.fromkeys(run_ids):
+            args = {"run": run_id, "key": key, "lo": lo, "hi": hi}
+            steps, repeated = _mlflow_choice(conn, args, max_results, dialect == "sqlite")
+            if steps is None:
+                by_run[run_id] = [_point(r) for r in conn.execute(_POINTS, args)]  # all of them
+                continue
+            points: list[Point] = []
+            for i in range(0, len(steps), _STEPS_PER_QUERY):
+                points.extend(at_steps(conn, args, steps[i:i + _STEPS_PER_QUERY]))
+            by_run[run_id] = _keep_offsets(points, repeated) if repeated else points
+    return [by_run[r] for r in run_ids]
+
+
+def _driver_rows(conn: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows as the driver gives them, without SQLAlchemy's per-row wrapping (most of the time when
+    a run's sample is 2,500 points)."""
+    cursor = conn.connection.cursor()
+    try:
+        return cursor.execute(sql, params).fetchall()
+    finally:
+        cursor.close()
+
+
+def _mlflow_choice(conn: Any, args: dict[str, Any], max_results: int,
+                   sqlite: bool = False) -> tuple[list[int] | None, dict[int, set[int]]]:
+    """The steps of one series' chosen points (None: all its points), and for those steps that
+    hold several points, which of them (offsets among the step's points in MLflow's order)."""
+    total, first, last, distinct = conn.execute(_STATS, args).one()
+    if not total:
+        return [], {}
+    if total <= max_results:
+        return None, {}
+    positions = mlflow_sampled_positions(total, max_results)
+    # one point per step, on the grid first, first + stride, ..., last (every step, or every Nth):
+    # position p is step first + p * stride, without reading the steps
+    stride, rest = divmod(last - first, total - 1)
+    if distinct == total and not rest and (stride == 1 or conn.execute(
+            _OFF_GRID, {**args, "first": first, "stride": stride}).scalar() == 0):
+        return [first + p * stride for p in positions], {}
+    if sqlite:
+        steps = [r[0] for r in _driver_rows(conn, _SQLITE_STEPS, (args["run"], args["key"], args["lo"], args["hi"]))]
+    else:
+        steps = conn.execute(_STEPS, args).scalars().all()
+    chosen: dict[int, None] = {}
+    repeated: dict[int, set[int]] = {}
+    for p in positions:
+        step = steps[p]
+        chosen[step] = None
+        if (p > 0 and steps[p - 1] == step) or (p + 1 < total and steps[p + 1] == step):
+            repeated.setdefault(step, set()).add(p - bisect_left(steps, step))
+    return list(chosen), repeated
+
+
+def _keep_offsets(points: list[Point], repeated: dict[int, set[int]]) -> list[Point]:
+    """Of `points` (sorted in MLflow's order), those at the wanted offsets of the repeated steps."""
+    out = []
+    current: Any = None
+    offset = 0
+    for point in points:
+        if point[0] != current:
+            current, offset = point[0], 0
+        else:
+            offset += 1
+        wanted = repeated.get(current)
+        if wanted is None or offset in wanted:
+            out.append(point)
+    return out

@@ -38,6 +38,7 @@ from mltrail.store.base import TrackingStore
 from mltrail.store.sql import engine as eng
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.batch_writer import BatchWriter
+from mltrail.store.sql.datasets import DatasetsMixin
 from mltrail.store.sql.fields import join_uri, now_ms, parse_experiment_id
 from mltrail.store.sql.logged_models import LoggedModelsMixin
 from mltrail.store.sql.registry import RegistryMixin
@@ -46,9 +47,21 @@ from mltrail.store.sql.search import SearchMixin
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
+MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow's mlflow_tags.MLFLOW_LOGGED_MODELS
+MODEL_INPUT = "MODEL_INPUT"  # inputs.source_type of a logged model a run used
 
 
-class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingStore):
+def _model_input_id(model: Any) -> str:
+    """The model_id of a LoggedModelInput (inputs.source_id holds at most 36 characters)."""
+    model_id = getattr(model, "model_id", model)
+    if not isinstance(model_id, str) or not model_id or len(model_id) > 36:
+        raise InvalidParameterValue(
+            f"Invalid model input {model!r}: expected a logged model id (a non-empty string of at most 36 "
+            "characters).")
+    return model_id
+
+
+class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMixin, TrackingStore):
     """Tracking store over one SQL database; artifacts default under `default_artifact_root`."""
 
     def __init__(self, db_uri: str, default_artifact_root: str) -> None:
@@ -444,9 +457,14 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingSt
             cursor.close()
 
     def _load_inputs(self, conn: Connection, run_ids: list[str], by_id: dict[str, Run]) -> None:
-        from mltrail.entities import Dataset, InputTag
+        from mltrail.entities import Dataset, InputTag, LoggedModelInput
 
         i, d = t.inputs, t.datasets
+        # model inputs (MLflow's RunInputs.model_inputs): MODEL_INPUT -> RUN rows, on the inputs index
+        for mi in conn.execute(select(i.c.destination_id, i.c.source_id).where(and_(
+                i.c.destination_type == "RUN", i.c.destination_id.in_(run_ids), i.c.source_type == MODEL_INPUT))
+                .order_by(i.c.destination_id, i.c.source_id)):
+            by_id[mi.destination_id].inputs.model_inputs.append(LoggedModelInput(model_id=mi.source_id))
         rows = conn.execute(select(i.c.input_uuid, i.c.destination_id, d).join(d, d.c.dataset_uuid == i.c.source_id)
                             .where(and_(i.c.destination_type == "RUN", i.c.source_type == "DATASET",
                                         i.c.destination_id.in_(run_ids)))).all()
@@ -463,8 +481,12 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingSt
     # ---------------------------------------------------------------- inputs and outputs
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput] | None = None,
                    models: Sequence[Any] | None = None) -> None:
+        """Datasets and logged models the run used (MLflow's `log_inputs`); each is recorded once."""
+        model_ids = list(dict.fromkeys(_model_input_id(m) for m in models or ()))
+
         def write(conn: Connection) -> None:
             self._check_run_active(conn, run_id)
+            self._log_model_inputs(conn, run_id, model_ids)
             exp_id = conn.execute(select(t.runs.c.experiment_id).where(t.runs.c.run_uuid == run_id)).scalar_one()
             for di in datasets or ():
                 ds = di.dataset
@@ -493,6 +515,46 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, RegistryMixin, TrackingSt
                 if di.tags:
                     conn.execute(insert(t.input_tags), [
                         {"input_uuid": input_id, "name": tg.key, "value": tg.value} for tg in di.tags])
+
+        self._write(write)
+
+    @staticmethod
+    def _log_model_inputs(conn: Connection, run_id: str, model_ids: list[str]) -> None:
+        """MLflow stores a model input as a RUN_INPUT -> MODEL_INPUT edge; here it is MODEL_INPUT -> RUN,
+        the way datasets are stored, so a run's inputs load through one index and purge with the run."""
+        if not model_ids:
+            return
+        i = t.inputs
+        have = {r.source_id for r in conn.execute(select(i.c.source_id).where(and_(
+            i.c.destination_type == "RUN", i.c.destination_id == run_id, i.c.source_type == MODEL_INPUT,
+            i.c.source_id.in_(model_ids))))}
+        new = [m for m in model_ids if m not in have]
+        if new:
+            conn.execute(insert(i), [{"input_uuid": uuid.uuid4().hex, "source_type": MODEL_INPUT, "source_id": m,
+                                      "destination_type": "RUN", "destination_id": run_id} for m in new])
+
+    def record_logged_model(self, run_id: str, model: dict[str, Any]) -> None:
+        """Append `model` (the MLmodel summary MLflow's `Model.get_tags_dict()` makes) to the run's
+        `mlflow.log-model.history` tag, in one transaction (MLflow's `record_logged_model`)."""
+        import json
+
+        def write(conn: Connection) -> None:
+            self._check_run_active(conn, run_id)
+            # concurrent appends: PostgreSQL locks the run row (SQLite's write transaction is exclusive)
+            conn.execute(select(t.runs.c.run_uuid).where(t.runs.c.run_uuid == run_id).with_for_update())
+            cond = and_(t.tags.c.run_uuid == run_id, t.tags.c.key == MODEL_HISTORY_TAG)
+            current = conn.execute(select(t.tags.c.value).where(cond)).scalar()
+            try:
+                entries = json.loads(current) if current else []
+            except ValueError:
+                entries = None
+            if not isinstance(entries, list):
+                raise InvalidParameterValue(
+                    f"Cannot record the model: run {run_id}'s tag {MODEL_HISTORY_TAG!r} is not a JSON list "
+                    f"({str(current)[:80]!r}).")
+            key, value = v.validate_tag(MODEL_HISTORY_TAG, json.dumps([*entries, model]))
+            conn.execute(delete(t.tags).where(cond))
+            conn.execute(insert(t.tags).values(run_uuid=run_id, key=key, value=value))
 
         self._write(write)
 
