@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -122,7 +123,8 @@ def test_log_batch_limits_and_bad_values(api):
     assert r.status_code == 400 and "1000" in r.json()["message"]
     r = api("POST", f"{A}/runs/log-batch", json={"run_id": run_id, "metrics": [{"key": "x", "value": "abc"}]})
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
-    r = api("POST", f"{A}/runs/log-batch", json={"run_id": "nope", "metrics": [{"key": "x", "value": 1}]})
+    r = api("POST", f"{A}/runs/log-batch", json={"run_id": "nope",
+                                                 "metrics": [{"key": "x", "value": 1, "timestamp": 1}]})
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
@@ -134,7 +136,9 @@ def test_inputs_outputs_and_log_model(api):
     model = ok(api("POST", f"{A}/logged-models", json={"experiment_id": "0", "name": "m", "source_run_id": run_id}))
     model_id = model["model"]["info"]["model_id"]
     ok(api("POST", f"{A}/runs/outputs", json={"run_id": run_id, "models": [{"model_id": model_id, "step": 3}]}))
-    ok(api("POST", f"{A}/runs/log-model", json={"run_id": run_id, "model_json": '{"artifact_path": "m"}'}))
+    # MLflow's _log_model handler needs these fields ("Model json is missing mandatory fields")
+    ok(api("POST", f"{A}/runs/log-model", json={"run_id": run_id, "model_json": json.dumps(
+        {"artifact_path": "m", "flavors": {}, "utc_time_created": "2024-01-01 00:00:00.000000", "run_id": run_id})}))
     run = ok(api("GET", f"{A}/runs/get", params={"run_id": run_id}))["run"]
     assert run["inputs"]["dataset_inputs"][0]["dataset"]["digest"] == "abc"
     assert run["inputs"]["dataset_inputs"][0]["tags"] == [{"key": "mlflow.data.context", "value": "train"}]
@@ -154,7 +158,9 @@ def test_logged_model_endpoints(api):
     assert info["artifact_uri"] == f"mlflow-artifacts:/0/models/{mid}/artifacts"
     assert created["data"]["params"] == [{"key": "units", "value": "8"}]
 
-    ok(api("POST", f"{A}/logged-models/{mid}/params", json={"params": [{"key": "lr", "value": "0.1"}]}))
+    # MLflow's handlers require model_id in the body too (_log_logged_model_params), as its client sends it
+    ok(api("POST", f"{A}/logged-models/{mid}/params", json={"model_id": mid,
+                                                             "params": [{"key": "lr", "value": "0.1"}]}))
     ok(api("PATCH", f"{A}/logged-models/{mid}/tags", json={"tags": [{"key": "b", "value": "2"}]}))
     ok(api("DELETE", f"{A}/logged-models/{mid}/tags/a"))
     final = ok(api("PATCH", f"{A}/logged-models/{mid}", json={"model_id": mid, "status": "LOGGED_MODEL_READY"}))
@@ -167,7 +173,7 @@ def test_logged_model_endpoints(api):
         "experiment_ids": ["0"], "filter": "name = 'net'", "order_by": [{"field_name": "creation_timestamp",
                                                                          "ascending": False}]}))
     assert [m["info"]["model_id"] for m in found["models"]] == [mid]
-    failed = api("PATCH", f"{A}/logged-models/{mid}", json={"status": "LOGGED_MODEL_UPLOAD_FAILED"})
+    failed = api("PATCH", f"{A}/logged-models/{mid}", json={"model_id": mid, "status": "LOGGED_MODEL_UPLOAD_FAILED"})
     assert ok(failed)["model"]["info"]["status"] == "LOGGED_MODEL_UPLOAD_FAILED"
     ok(api("DELETE", f"{A}/logged-models/{mid}"))
     assert api("GET", f"{A}/logged-models/{mid}").status_code == 404
@@ -203,7 +209,9 @@ def test_ajax_prefix_and_unknown_endpoint(api):
     assert r.status_code == 404 and r.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     r = api("GET", f"{A}/runs/get", params={})
     assert r.status_code == 400 and r.json() == {
-        "error_code": "INVALID_PARAMETER_VALUE", "message": "Missing value for required parameter 'run_id'."}
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Missing value for required parameter 'run_id'. See the API docs for more information about "
+                   "request parameters."}
 
 
 def test_malformed_json_is_a_bad_request(api):

@@ -293,3 +293,50 @@ def test_table_lookup():
         V.find_endpoint("POST", "/ajax-api/2.0/mlflow/registered-models/search")
     assert V.find_endpoint("GET", "/api/2.0/mltrail/metrics/get-history-sampled") is None
     assert V.find_endpoint("POST", "/api/2.0/mlflow/no/such/thing") is None
+
+
+# ------------------------------------------------------------------ the proto parse, without protobuf
+LOG_METRIC = V.TABLE["POST /runs/log-metric"].message
+SEARCH_RUNS = V.TABLE["POST /runs/search"].message
+UPDATE_RUN = V.TABLE["POST /runs/update"].message
+TRANSITION = V.TABLE["POST /model-versions/transition-stage"].message
+
+
+# Each outcome is what google.protobuf.json_format.ParseDict(..., ignore_unknown_fields=True) does on
+# MLflow's own protos (checked with the protobuf MLflow 3.17.2 installs): _ConvertInteger,
+# _ConvertFloat, _ConvertBool, the enum branch of _ConvertScalarFieldValue, _ConvertFieldValuePair.
+@pytest.mark.parametrize(("message", "js", "parses"), [
+    (LOG_METRIC, {"timestamp": "5"}, True), (LOG_METRIC, {"timestamp": "1e3"}, True),
+    (LOG_METRIC, {"timestamp": 5.0}, True), (LOG_METRIC, {"timestamp": 5.5}, False),
+    (LOG_METRIC, {"timestamp": " 5"}, False), (LOG_METRIC, {"timestamp": True}, False),
+    (LOG_METRIC, {"timestamp": 2 ** 63}, False), (LOG_METRIC, {"timestamp": "NaN"}, False),
+    (SEARCH_RUNS, {"max_results": 2 ** 31}, False), (SEARCH_RUNS, {"max_results": 2 ** 31 - 1}, True),
+    (LOG_METRIC, {"value": "NaN"}, True), (LOG_METRIC, {"value": "nan"}, False),
+    (LOG_METRIC, {"value": "-Infinity"}, True), (LOG_METRIC, {"value": "inf"}, True),
+    (LOG_METRIC, {"value": " 1.5 "}, True), (LOG_METRIC, {"value": True}, True),
+    (LOG_METRIC, {"value": "0x10"}, False), (LOG_METRIC, {"value": [1]}, False),
+    (LOG_METRIC, {"run_id": 5}, False), (LOG_METRIC, {"run_id": None, "key": None}, True),
+    (LOG_METRIC, {"runId": 5}, False), (LOG_METRIC, {"no_such": [{}]}, True), (LOG_METRIC, {"[ext]": 1}, False),
+    (UPDATE_RUN, {"status": "FINISHED"}, True), (UPDATE_RUN, {"status": "no such status"}, True),
+    (UPDATE_RUN, {"status": 3}, True), (UPDATE_RUN, {"status": "3"}, True), (UPDATE_RUN, {"status": 99}, False),
+    (UPDATE_RUN, {"status": []}, False),
+    (TRANSITION, {"archive_existing_versions": "true"}, False), (TRANSITION, {"archive_existing_versions": 1}, False),
+    (SEARCH_RUNS, {"order_by": "a"}, False), (SEARCH_RUNS, {"order_by": ["a", None]}, False),
+    (SEARCH_RUNS, {"order_by": None}, True),
+    (V.TABLE["POST /runs/create"].message, {"tags": ["a"]}, True),  # a string's characters: no field names
+    (V.TABLE["POST /runs/create"].message, {"tags": [["key"]]}, False),
+    (V.TABLE["POST /runs/create"].message, {"tags": [5]}, False),
+    (V.TABLE["POST /runs/create"].message, {"tags": [None]}, False),
+])
+def test_proto_parse_rules(message, js, parses):
+    assert V._parses(js, message) is parses
+
+
+def test_a_get_bool_must_read_true_or_false():
+    """_get_request_message: a GET's bool field (none of the GET endpoints has one; the rule is kept)."""
+    from starlette.datastructures import QueryParams
+
+    assert V._from_query(QueryParams("archive_existing_versions=TRUE&x=1"), TRANSITION, True) == {
+        "archive_existing_versions": True}
+    with pytest.raises(V.InvalidParameterValue, match=r"^Invalid boolean value: yes, must be 'true' or 'false'\.$"):
+        V._from_query(QueryParams("archive_existing_versions=yes"), TRANSITION, True)

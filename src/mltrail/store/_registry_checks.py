@@ -261,16 +261,19 @@ def parse_models_source(source: str) -> ModelsUri:
     if len(parts) > 2 or not parts[0].strip() or (len(parts) == 2 and not parts[1].strip()):
         raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
                               "models:/<name>@<alias>")
-    if len(parts) == 2:
-        name, suffix = normalize_model_name(parts[0]), parts[1]
-        if suffix.isdigit():
-            return ModelsUri(name=name, version=parse_version(suffix))
-        if suffix.lower() == "latest":
-            return ModelsUri(name=name)
-        return ModelsUri(name=name, stage=suffix)
-    if "@" in parts[0]:
-        name, _, alias = parts[0].rpartition("@")
-        return ModelsUri(name=normalize_model_name(name), alias=check_alias(alias))
+    try:
+        if len(parts) == 2:
+            name, suffix = normalize_model_name(parts[0]), parts[1]
+            if suffix.isdigit():
+                return ModelsUri(name=name, version=parse_version(suffix))
+            if suffix.lower() == "latest":
+                return ModelsUri(name=name)
+            return ModelsUri(name=name, stage=suffix)
+        if "@" in parts[0]:
+            name, _, alias = parts[0].rpartition("@")
+            return ModelsUri(name=normalize_model_name(name), alias=check_alias(alias))
+    except InvalidParameterValue as e:
+        raise source_error(source, e.message) from None
     if is_model_id(parts[0]):
         return ModelsUri(model_id=parts[0])
     raise _refuse(source, "a models: source names a logged model as models:/m-<32 hex>, or a registered model "

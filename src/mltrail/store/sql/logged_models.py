@@ -112,8 +112,10 @@ class LoggedModelsMixin:
         `AbstractStore.set_model_versions_tags`: appended unless listed); a deleted or missing
         model is left alone (the version keeps its files either way)."""
         lm, lt = t.logged_models, t.logged_model_tags
+        # the model row locked: concurrent registrations of one model append in turn (PostgreSQL;
+        # SQLite's write transaction is exclusive already)
         found = conn.execute(select(lm.c.model_id).where(and_(
-            lm.c.model_id == model_id, lm.c.lifecycle_stage == LifecycleStage.ACTIVE))).first()
+            lm.c.model_id == model_id, lm.c.lifecycle_stage == LifecycleStage.ACTIVE)).with_for_update()).first()
         if found is None:
             return
         current = conn.execute(select(lt.c.tag_value).where(and_(
