@@ -8,7 +8,6 @@ MLmodel file registers those run artifacts, otherwise the run's logged model of 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from mltrail.tracking_uri import get_registry_uri, get_tracking_uri, set_registr
 
 _logger = logging.getLogger("mltrail.registry")
 __all__ = ["get_registry_uri", "set_registry_uri"]  # re-exported: where MLflow code finds them
-_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
 def _client() -> Client:
@@ -86,25 +84,9 @@ def register_model(model_uri: str, name: str, await_registration_for: int = 300,
     except ResourceAlreadyExists:
         _logger.info("Registered model %r already exists; creating a new version.", name)
     source, run_id, model_id = _source_of(client, str(model_uri))
-    mv = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
-    if mv.model_id:
-        _record_version_on_logged_model(client, mv)
-    return mv
-
-
-def _record_version_on_logged_model(client: Client, mv: ModelVersion) -> None:
-    """Append {name, version} to the logged model's `mlflow.modelVersions` tag, as MLflow does."""
-    try:
-        model = client.get_logged_model(str(mv.model_id))
-        try:
-            entries = json.loads(model.tags.get(_MODEL_VERSIONS_TAG) or "[]")
-        except ValueError:
-            entries = []
-        entries = [*(entries if isinstance(entries, list) else []), {"name": mv.name, "version": mv.version}]
-        client.set_logged_model_tags(str(mv.model_id), {_MODEL_VERSIONS_TAG: json.dumps(entries)})
-    except ResourceDoesNotExist:
-        _logger.warning("Logged model %s is gone; version %s of %r is not recorded on it.", mv.model_id,
-                        mv.version, mv.name)
+    # the store records the version in the logged model's `mlflow.modelVersions` tag, in the same
+    # transaction (MLflow's server does it too), so the client has nothing more to write
+    return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
 
 
 def _all_pages(fetch: Any, max_results: int | None, page_size: int) -> list[Any]:
