@@ -30,25 +30,28 @@ def _decoded_forms(path: str) -> list[str]:
 
 
 def safe_relpath(path: str | None, what: str = "artifact path") -> str:
-    """Normalise a relative artifact path ('' for the root) or refuse it with a clear error."""
+    """Normalise a relative artifact path ('' for the root) or refuse it with a clear error.
+
+    Refusals start with MLflow's words for them, "Invalid path", then say what was wrong.
+    """
     if path is None:
         return ""
     if not isinstance(path, str):
-        raise InvalidParameterValue(f"Invalid {what} {path!r}: expected a string.")
+        raise InvalidParameterValue(f"Invalid path: the {what} {path!r} is not a string.")
     for form in _decoded_forms(path):
         bad = next((c for c in _FORBIDDEN_CHARS if c in form), None)
         if bad is not None:
             raise InvalidParameterValue(
-                f"Invalid {what} {path!r}: it contains {bad!r}. Expected a relative path of '/'-separated names."
+                f"Invalid path: the {what} {path!r} contains {bad!r}. Expected a relative path of '/'-separated names."
             )
         if form.startswith("/") or _DRIVE.match(form) or form.startswith("~"):
             raise InvalidParameterValue(
-                f"Invalid {what} {path!r}: absolute paths are not allowed. Expected a path relative to the "
+                f"Invalid path: the {what} {path!r} is absolute. Expected a path relative to the "
                 "artifact root."
             )
         if ".." in form.split("/"):
             raise InvalidParameterValue(
-                f"Invalid {what} {path!r}: '..' components are not allowed. Expected a path that stays under "
+                f"Invalid path: the {what} {path!r} has '..' components. Expected a path that stays under "
                 "the artifact root."
             )
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -67,6 +70,6 @@ def resolve_under(root: str, relpath: str | None) -> str:
     target = os.path.realpath(os.path.join(root_real, rel)) if rel else root_real
     if target != root_real and not target.startswith(root_real + os.sep):
         raise InvalidParameterValue(
-            f"Invalid artifact path {relpath!r}: it resolves outside the artifact root (through a symlink?)."
+            f"Invalid path: the artifact path {relpath!r} resolves outside the artifact root (through a symlink?)."
         )
     return target
