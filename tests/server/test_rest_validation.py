@@ -221,11 +221,13 @@ def test_values_the_proto_accepts_pass(api, run_id):
         {"timestamp": 6, "step": "-2", "value": "NaN"},
         {"timestamp": 7.0, "step": -1, "value": "Infinity"},
         {"timestamp": 8, "value": "-Infinity", "no_such_field": {"x": [1]}},  # unknown fields are ignored
+        {"timestamp": "9", "step": "1e3", "value": 2},  # a whole number in exponent form is an int64 too
     ]:
         _ok(api("POST", f"{A}/runs/log-metric", json={"run_id": run_id, "key": "m", **body}))
     _ok(api("POST", f"{A}/runs/log-metric", json={"run_uuid": run_id, "key": "m2", "value": 0, "timestamp": 0}))
     history = _ok(api("GET", f"{A}/metrics/get-history", params={"run_id": run_id, "metric_key": "m"}))["metrics"]
-    assert sorted(m["timestamp"] for m in history) == [5, 6, 7, 8]
+    assert sorted(m["timestamp"] for m in history) == [5, 6, 7, 8, 9]
+    assert {m["step"] for m in history if m["timestamp"] == 9} == {1000}
     _ok(api("POST", f"{A}/runs/update", json={"run_id": run_id, "status": 3}))  # the enum's number
     _ok(api("POST", f"{A}/runs/update", json={"run_id": run_id, "status": "FINISHED", "end_time": "10"}))
     _ok(api("POST", f"{A}/runs/set-tag", json={"run_id": run_id, "key": "t", "value": ""}))

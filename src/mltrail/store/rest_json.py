@@ -42,13 +42,16 @@ def as_int(value: Any, field: str, default: int | None = None) -> int | None:
         return default
     if isinstance(value, bool):
         raise InvalidParameterValue(f"Invalid value {value!r} for '{field}': expected an integer.")
+    number = value
     try:
-        if isinstance(value, float):
-            if not value.is_integer():
+        if isinstance(number, str) and not number.strip().lstrip("+-").isdigit():
+            number = float(number)  # protobuf's JSON takes "1e3" for an int64, as long as it is whole
+        if isinstance(number, float):
+            if not number.is_integer():
                 raise ValueError
-            return int(value)
-        return int(value)
-    except (TypeError, ValueError):
+            return int(number)
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidParameterValue(f"Invalid value {value!r} for '{field}': expected an integer.") from None
 
 
