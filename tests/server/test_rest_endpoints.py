@@ -81,10 +81,7 @@ def test_history_bulk_orders_runs_then_timestamp_step_value(api):
     assert ok(api("GET", BULK, params={"run_id": r1, "metric_key": ""})) == {"metrics": []}
 
 
-def test_history_bulk_reads_long_histories_page_by_page(api, monkeypatch):
-    from mltrail.server.routes import metrics
-
-    monkeypatch.setattr(metrics, "_HISTORY_PAGE", 4)  # the server runs in this process
+def test_history_bulk_orders_a_run_s_points_by_timestamp(api):
     run_id = new_run(api)["run_id"]
     points = [(100 - i, i, float(i)) for i in range(30)]  # timestamps fall as steps rise
     log_metrics(api, run_id, points)

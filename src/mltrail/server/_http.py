@@ -170,6 +170,16 @@ class Call:
             return value
         return str(value).lower() in ("1", "true", "yes")
 
+    def bounded_ids(self, name: str, noun: str, request: str, limit: int) -> list[str]:
+        """A repeated id field MLflow bounds: at least one, at most `limit`, refused in MLflow's words."""
+        ids = [str(v) for v in self.items(name)]
+        if not ids:
+            raise InvalidParameterValue(f"{request} request must specify at least one {noun}.")
+        if len(ids) > limit:
+            raise InvalidParameterValue(
+                f"{request} request cannot specify more than {limit} {noun}s. Received {len(ids)} {noun}s.")
+        return ids
+
     def items(self, name: str) -> list[Any]:
         """A repeated field: a JSON list, or repeated query parameters (`?run_ids=a&run_ids=b`)."""
         if self.method in ("GET", "HEAD"):

@@ -270,7 +270,8 @@ _RUN_ID_KEY = {"run_id": (REQUIRED, STR), "key": (REQUIRED, STR)}
 _NAME = {"name": (STR, REQUIRED)}
 _NAME_VERSION = {"name": (STR, REQUIRED), "version": (STR, REQUIRED)}
 _SEARCH_REGISTRY = {"filter": (STR,), "order_by": (ARRAY, ITEMS_STR), "page_token": (STR,)}
-_MAX_BULK_RUNS, _MAX_BULK_RESULTS = 100, 2500  # handlers.py MAX_RUNS_GET_METRIC_HISTORY_BULK, MAX_RESULTS_PER_RUN
+# handlers.py MAX_RUNS_GET_METRIC_HISTORY_BULK, MAX_RESULTS_PER_RUN (get-history-bulk-interval)
+MAX_BULK_INTERVAL_RUNS, MAX_BULK_INTERVAL_RESULTS = 100, 2500
 
 # "METHOD[|METHOD] /path under /api/2.0/mlflow" -> Endpoint, for every JSON route of server/routes/*.py
 # (ROUTES, and AJAX_ROUTES under /ajax-api/2.0/mlflow)
@@ -323,11 +324,11 @@ TABLE: dict[str, Endpoint] = {
         "GetMetricHistoryBulkInterval", run_ids=Repeated(STRING), metric_key=STRING, start_step=INT32,
         end_step=INT32, max_results=INT32), {
         "run_ids": (REQUIRED, ARRAY, ITEMS_STR, count_at_most(
-            _MAX_BULK_RUNS, "GetMetricHistoryBulkInterval request must specify at most "
-                            f"{_MAX_BULK_RUNS} run_ids. Received {{n}} run_ids.")),
+            MAX_BULK_INTERVAL_RUNS, "GetMetricHistoryBulkInterval request must specify at most "
+                            f"{MAX_BULK_INTERVAL_RUNS} run_ids. Received {{n}} run_ids.")),
         "metric_key": (REQUIRED, STR), "start_step": (INTLIKE,), "end_step": (INTLIKE,),
-        "max_results": (INTLIKE, int_between(1, _MAX_BULK_RESULTS,
-                                             f"max_results must be between 1 and {_MAX_BULK_RESULTS}."))}),
+        "max_results": (INTLIKE, int_between(1, MAX_BULK_INTERVAL_RESULTS,
+                                             f"max_results must be between 1 and {MAX_BULK_INTERVAL_RESULTS}."))}),
     # MLflow UI's (ajax-api only): the handler reads request.args itself, no schema
     "GET /metrics/get-history-bulk": Endpoint("get_metric_history_bulk_handler"),
     # ---------------------------------------------------------------- experiments

@@ -81,13 +81,7 @@ def search_datasets(call: Call) -> dict[str, Any]:
     search_datasets_impl does: `context` (the input's `mlflow.data.context` tag) left out when
     there is none, and `{}` when nothing matches (protobuf's JSON leaves out an empty list).
     """
-    ids = [str(e) for e in call.items("experiment_ids")]
-    if not ids:
-        raise InvalidParameterValue("SearchDatasets request must specify at least one experiment_id.")
-    if len(ids) > MAX_SEARCH_DATASETS_EXPERIMENTS:
-        raise InvalidParameterValue(
-            f"SearchDatasets request cannot specify more than {MAX_SEARCH_DATASETS_EXPERIMENTS} experiment_ids. "
-            f"Received {len(ids)} experiment_ids.")
+    ids = call.bounded_ids("experiment_ids", "experiment_id", "SearchDatasets", MAX_SEARCH_DATASETS_EXPERIMENTS)
     summaries = [{"experiment_id": exp_id, "name": name, "digest": digest, **({"context": ctx} if ctx else {})}
                  for exp_id, name, digest, ctx in call.store.search_datasets(ids)]
     return {"dataset_summaries": summaries} if summaries else {}
