@@ -87,3 +87,17 @@ def test_malformed_and_unsupported_uris():
         resolve_model_uri("runs:/")
     with pytest.raises(InvalidParameterValue, match="Unsupported model URI"):
         resolve_model_uri("ftp://host/model")
+
+
+def test_a_copy_of_a_copy_resolves_to_the_first_version_s_files(tracking):
+    client = Client()
+    with mltrail.start_run() as run:
+        mltrail.log_artifacts(str(_model_dir(Path("plain"), "plain")), "model")
+    client.create_registered_model("m0")
+    client.create_model_version("m0", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    for i in range(1, 8):  # each copy's source is the version before it: models:/m<i-1>/1
+        client.copy_model_version(f"models:/m{i - 1}/1", f"m{i}")
+    assert Model.load(resolve_model_uri("models:/m7/1")).run_id == "plain"
+    assert resolve_model_uri("models:/m7@latest/data/weights.bin").endswith("weights.bin")
+    client.create_registered_model("from-latest")
+    assert client.create_model_version("from-latest", "models:/m0@latest").source == "models:/m0/1"

@@ -25,7 +25,6 @@ from mltrail.store.artifact.local import local_path_of
 from mltrail.tracking_uri import scheme_of
 
 _MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
-_MAX_DEPTH = 5
 
 
 def is_model_id(value: str) -> bool:
@@ -73,7 +72,7 @@ def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tra
 
 
 def _resolve_registry(uri: str, name: str, version: str | None, alias: str | None, subpath: str,
-                      dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
+                      dst_path: str | None, tracking_uri: str | None) -> str:
     """`models:/<name>/<version|latest|stage>` and `models:/<name>@<alias>` through the model registry."""
     client = Client(tracking_uri)
     if alias is not None:
@@ -86,14 +85,15 @@ def _resolve_registry(uri: str, name: str, version: str | None, alias: str | Non
         if not versions:
             raise ResourceDoesNotExist(f"No versions of registered model {name!r} match {uri!r}.")
         mv = max(versions, key=lambda v: int(v.version))
-    model_id = mv.model_id
-    source = f"models:/{model_id}" if model_id else str(mv.source)
-    if subpath:
-        source = f"{source.rstrip('/')}/{subpath}"
-    return resolve_model_uri(source, dst_path, tracking_uri, _depth=depth + 1)
+    if mv.model_id:
+        return _resolve_logged_model(mv.model_id, subpath, dst_path, tracking_uri)
+    # the version's own files, wherever its source pointed (a copy's source is another version)
+    location = client.get_model_version_download_uri(name, mv.version)
+    return _under(location, subpath, dst_path, uri,
+                  lambda p, d: client.artifact_repo_for(location).download_artifacts(p, d))
 
 
-def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None, depth: int) -> str:
+def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None) -> str:
     body = uri[len("models:"):].lstrip("/")
     parts = [p for p in body.split("/") if p]
     if not parts:
@@ -105,10 +105,10 @@ def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None
         name, _, alias = head.rpartition("@")  # names may hold "@", aliases may not
         if not name or not alias:
             raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected models:/<name>@<alias>.")
-        return _resolve_registry(uri, name, None, alias, "/".join(parts[1:]), dst_path, tracking_uri, depth)
+        return _resolve_registry(uri, name, None, alias, "/".join(parts[1:]), dst_path, tracking_uri)
     if is_model_id(head) or len(parts) == 1:
         return _resolve_logged_model(head, "/".join(parts[1:]), dst_path, tracking_uri)
-    return _resolve_registry(uri, head, parts[1], None, "/".join(parts[2:]), dst_path, tracking_uri, depth)
+    return _resolve_registry(uri, head, parts[1], None, "/".join(parts[2:]), dst_path, tracking_uri)
 
 
 def _resolve_runs_uri(uri: str, dst_path: str | None, tracking_uri: str | None) -> str:
@@ -139,7 +139,7 @@ def _resolve_runs_uri(uri: str, dst_path: str | None, tracking_uri: str | None) 
 
 
 def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = None,
-                      tracking_uri: str | None = None, _depth: int = 0) -> str:
+                      tracking_uri: str | None = None) -> str:
     """The local directory (or file) holding the model that `model_uri` names.
 
     Args:
@@ -151,13 +151,11 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
     Returns:
         A local path.
     """
-    if _depth > _MAX_DEPTH:
-        raise InvalidParameterValue(f"Model URI {model_uri!r} refers to itself through too many registry hops.")
     uri = os.fspath(model_uri)
     if not isinstance(uri, str) or not uri:
         raise InvalidParameterValue(f"Invalid model URI {model_uri!r}: expected a non-empty string.")
     if uri.startswith("models:"):
-        return _resolve_models_uri(uri, dst_path, tracking_uri, _depth)
+        return _resolve_models_uri(uri, dst_path, tracking_uri)
     if uri.startswith("runs:"):
         return _resolve_runs_uri(uri, dst_path, tracking_uri)
     local = _local_path_of(uri)

@@ -348,22 +348,25 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
 
         self._write(write)
 
+    @staticmethod
+    def _version_of_alias(conn: Connection, rm_id: int, alias: str) -> int | None:
+        """The version an alias names ("latest": the newest version), or None."""
+        if alias.lower() == "latest":
+            mv = r.model_versions
+            return conn.execute(select(func.max(mv.c.version)).where(mv.c.rm_id == rm_id)).scalar()
+        al = r.registered_model_aliases
+        return conn.execute(select(al.c.version).where(and_(al.c.rm_id == rm_id, al.c.alias == alias))).scalar()
+
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         name = chk.normalize_model_name(name)
         alias = chk.check_alias(alias)
-        mv = r.model_versions
         with self._read() as conn:
             rm_id = self._rm_row(conn, name).id
-            if alias.lower() == "latest":
-                number = conn.execute(select(func.max(mv.c.version)).where(mv.c.rm_id == rm_id)).scalar()
-                if number is None:
-                    raise ResourceDoesNotExist(f"Latest version not found for model {name}.")
-            else:
-                al = r.registered_model_aliases
-                number = conn.execute(select(al.c.version).where(and_(al.c.rm_id == rm_id, al.c.alias == alias))
-                                      ).scalar()
-                if number is None:  # MLflow's error code and words: callers test for them
-                    raise InvalidParameterValue(f"Registered model alias {alias} not found.")
+            number = self._version_of_alias(conn, rm_id, alias)
+            if number is None and alias.lower() == "latest":
+                raise ResourceDoesNotExist(f"Latest version not found for model {name}.")
+            if number is None:  # MLflow's error code and words: callers test for them
+                raise InvalidParameterValue(f"Registered model alias {alias} not found.")
             return self._load_versions(conn, [self._mv_row(conn, rm_id, name, number)], {rm_id: name})[0]
 
     # ---------------------------------------------------------------- sources
@@ -416,9 +419,7 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
         if parsed.version is not None:
             number = parsed.version
         elif parsed.alias is not None:
-            al = r.registered_model_aliases
-            number = conn.execute(select(al.c.version).where(and_(al.c.rm_id == rm.id, al.c.alias == parsed.alias))
-                                  ).scalar()
+            number = self._version_of_alias(conn, rm.id, parsed.alias)
             if number is None:
                 raise chk.source_error(source, f"Registered model alias {parsed.alias} not found.")
         else:
