@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ MAP_END = "<!-- end of module map -->"
 # belongs to the first layer that names it or a package above it (most specific name wins).
 LAYERS: list[tuple[str, str, list[str]]] = [
     ("commands", "click commands and the demo",
-     ["mltrail.cli", "mltrail._cli_tracking", "mltrail.server.cli", "mltrail.serving.cli",
+     ["mltrail.cli", "mltrail._cli_tracking", "mltrail._cli_errors", "mltrail.server.cli", "mltrail.serving.cli",
       "mltrail.serving.__main__", "mltrail.store.sync_cli", "mltrail.tensorflow.demo"]),
     ("public API", "the `mltrail` package: MLflow's top-level names, lazy submodules",
      ["mltrail"]),
@@ -161,12 +160,8 @@ def layer_of(name: str) -> int:
     return best[1]
 
 
-def _is_private_module(name: str) -> bool:
-    return any(part.startswith("_") and not part.startswith("__") for part in name.split(".")[1:])
-
-
 def _owner_package(name: str) -> str:
-    """The package inside which a private module may be imported."""
+    """The package inside which a private module may be imported (the name itself when it is public)."""
     parts = name.split(".")
     for i, part in enumerate(parts):
         if i and part.startswith("_") and not part.startswith("__"):
@@ -191,11 +186,10 @@ def problems(modules: dict[str, Module]) -> list[str]:
             if layer_of(target) < own:
                 out.append(f"{where}: {module.name} ({LAYERS[own][0]}) imports {target} "
                            f"({LAYERS[layer_of(target)][0]}), a layer above it")
-            if _is_private_module(target):
-                owner = _owner_package(target)
-                if not (module.name == owner or module.name.startswith(owner + ".")):
-                    out.append(f"{where}: {module.name} imports the private module {target} "
-                               f"from outside {owner}")
+            owner = _owner_package(target)
+            inside = module.name == owner or module.name.startswith(owner + ".")
+            if owner != target and not inside:
+                out.append(f"{where}: {module.name} imports the private module {target} from outside {owner}")
         for line, text in module.private_uses:
             out.append(f"{_where(module.path)}:{line}: {module.name} uses the private name {text}")
     out.extend(f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(modules))
@@ -231,7 +225,6 @@ def cycles(modules: dict[str, Module]) -> list[list[str]]:
             if len(members) > 1:
                 found.append(_cycle_through(set(members), modules))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     for name in sorted(modules):
         if name not in index:
             visit(name)

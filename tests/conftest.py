@@ -22,7 +22,7 @@ def _isolated(tmp_path, monkeypatch):
         try:
             mltrail.end_run()
         except Exception:  # the store may be gone already; the stack must still empty
-            fluent.active_run_stack().pop()
+            fluent._stack().pop()
     tracking_uri.set_tracking_uri(None)
     mltrail.set_registry_uri(None)
     fluent._active_experiment_id = None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from mltrail._cli_errors import cli_errors
 from mltrail.errors import MltrailException
 
 
@@ -27,18 +26,6 @@ _view_option = click.option("--view", type=click.Choice(["active_only", "deleted
 
 def _fmt_ms(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
-
-
-@contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Report an MltrailException raised inside as click's one-line error (exit code 1), not a traceback.
-
-    Shared by every mltrail command group (`mltrail models` too), so all print `ERROR_CODE: message`.
-    """
-    try:
-        yield
-    except MltrailException as e:
-        raise click.ClickException(f"{e.error_code}: {e.message}") from e
 
 
 def _add_lifecycle_command(group: click.Group, action: str, noun: str, short_flag: str,

@@ -22,8 +22,8 @@ _clients: dict[str, Client] = {}
 _state_lock = threading.Lock()
 
 
-def active_run_stack() -> list[ActiveRun]:
-    """This thread's active runs, innermost last: for callers that must drop a run `end_run` could not end."""
+def _stack() -> list[ActiveRun]:
+    """This thread's active runs, innermost last."""
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
@@ -55,7 +55,7 @@ class ActiveRun(Run):
         else:
             status = RunStatus.FAILED
         # end this run (and any nested run left open inside it), not whatever is on top
-        stack = active_run_stack()
+        stack = _stack()
         if any(r.info.run_id == self.info.run_id for r in stack):
             while stack and stack[-1].info.run_id != self.info.run_id:
                 end_run(status)
@@ -158,7 +158,7 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
         parent_run_id: the parent to nest under explicitly (must match the active run if there is one).
     """
     global _last_active_run_id
-    stack = active_run_stack()
+    stack = _stack()
     client = _client()
     run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None
     if stack and not nested and run_id != stack[-1].info.run_id:
@@ -208,20 +208,19 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End this thread's active run (waiting for any queued log calls first)."""
     global _last_active_run_id
-    stack = active_run_stack()
+    stack = _stack()
     if not stack:
         return
     run = stack[-1]
-    client = _client()
     try:
-        client.set_terminated(run.info.run_id, status)
+        _client().set_terminated(run.info.run_id, status)
     finally:
         stack.pop()
         _last_active_run_id = run.info.run_id
 
 
 def active_run() -> ActiveRun | None:
-    stack = active_run_stack()
+    stack = _stack()
     return stack[-1] if stack else None
 
 
@@ -419,7 +418,7 @@ def get_logged_model(model_id: str) -> LoggedModel:
 def _end_runs_at_exit() -> None:
     """At interpreter exit: end the main thread's open runs (FINISHED) and flush queued logging."""
     try:
-        while active_run_stack():
+        while _stack():
             end_run()
     except Exception as e:  # noqa: BLE001 - exit must not raise; say what was lost instead
         import sys

@@ -78,11 +78,11 @@ def to_numpy(x: Any) -> Any:
 
 
 def is_dataframe(x: Any) -> bool:
-    return type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")
+    return type(x).__name__ == "DataFrame" and (type(x).__module__ or "").startswith("pandas")
 
 
 def is_series(x: Any) -> bool:
-    return type(x).__name__ == "Series" and type(x).__module__.startswith("pandas")
+    return type(x).__name__ == "Series" and (type(x).__module__ or "").startswith("pandas")
 
 
 def _datatype_of_numpy(dtype: Any, what: str) -> DataType:

@@ -117,13 +117,6 @@ def merge_input(request: Request, body: dict[str, Any] | None) -> dict[str, Any]
     return data
 
 
-async def parse_input(request: Request, limit: int) -> dict[str, Any]:
-    """Query parameters for GET; the JSON body (merged over the query) for other methods."""
-    if request.method in ("GET", "HEAD"):
-        return dict(request.query_params)
-    return merge_input(request, await read_json_body(request, limit))
-
-
 @dataclass
 class Call:
     """One request as a handler sees it."""

@@ -23,19 +23,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from mltrail.models.signature import is_dataframe, is_series
+
 _log = logging.getLogger("mltrail.serving")
 
 # how many loop turns one "look for new arrivals" takes: a request whose bytes are already in the
 # socket buffer needs about two (read + parse, then the handler task's first step)
 _TURNS_PER_LOOK = 3
-
-
-def is_frame(x: Any) -> bool:
-    return type(x).__name__ == "DataFrame" and (type(x).__module__ or "").startswith("pandas")
-
-
-def is_series(x: Any) -> bool:
-    return type(x).__name__ == "Series" and (type(x).__module__ or "").startswith("pandas")
 
 
 def _array_key(a: Any) -> tuple[Any, ...] | None:
@@ -74,7 +68,7 @@ def batch_key(data: Any) -> tuple[Any, ...] | None:
             lead = v.shape[0]
             keys.append(k)
         return ("list", tuple(keys))
-    if is_frame(data) and len(data) > 0:
+    if is_dataframe(data) and len(data) > 0:
         return ("frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
     return None
 
@@ -85,7 +79,7 @@ def rows_of(data: Any) -> int:
         return int(next(iter(data.values())).shape[0])
     if isinstance(data, list):
         return int(data[0].shape[0])
-    if is_frame(data):
+    if is_dataframe(data):
         return len(data)
     return int(data.shape[0])
 
@@ -114,7 +108,7 @@ def _split_one(out: Any, sizes: Sequence[int], total: int) -> list[Any] | None:
         if out.ndim == 0 or out.shape[0] != total:
             return None
         return np.split(out, bounds)
-    if is_frame(out) or is_series(out):
+    if is_dataframe(out) or is_series(out):
         if len(out) != total:
             return None
         starts = [0, *bounds]

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mltrail._cli_tracking import cli_errors
+from mltrail._cli_errors import cli_errors
 from mltrail.errors import MltrailException
 
 _ENV_MANAGERS = ["local", "virtualenv", "uv", "conda"]

@@ -149,14 +149,14 @@ def _model_input(tensors: list[tuple[str, Any]], schema: Any) -> Any:
 def _named_outputs(out: Any, schema: Any) -> list[tuple[str, Any]]:
     import numpy as np
 
-    from mltrail.serving._batcher import is_frame, is_series
+    from mltrail.models.signature import is_dataframe, is_series
 
     names = [s.name for s in schema.inputs] if schema is not None else []
     if hasattr(out, "numpy") and callable(out.numpy) and not isinstance(out, np.ndarray):
         out = out.numpy()
     if isinstance(out, dict):
         return [(str(k), v) for k, v in out.items()]
-    if is_frame(out):
+    if is_dataframe(out):
         return [(str(c), out[c].to_numpy()) for c in out.columns]
     if is_series(out):
         return [(str(out.name) if out.name is not None else "output-0", out.to_numpy())]

@@ -85,6 +85,7 @@ class TrackingStore(Protocol):
     @abstractmethod
     def restore_run(self, run_id: str) -> None: ...
 
+    @abstractmethod
     def log_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
                   tags: Sequence[RunTag] = ()) -> None: ...
 

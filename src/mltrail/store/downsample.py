@@ -59,7 +59,7 @@ def mlflow_sampled_positions(total: int, max_results: int) -> list[int]:
     Mirrors MLflow 3.17's choice for `GET /api/2.0/mlflow/metrics/get-history-bulk-interval`
     (`SqlAlchemyStore.get_metric_history_bulk_interval`, the store behind an MLflow server on a
     database, its default): per run, the points of the metric in the step range are sorted by
-    (step, timestamp, value, is_nan) -- a NaN sorts as the value 0 just before a real 0 -- and cut
+    (step, timestamp, value, is_nan) -- a NaN is stored as the value 0 with its flag set, so it sorts just after a real 0 -- and cut
     into `max_results` buckets as SQL's NTILE cuts them (sizes differ by at most one, larger ones
     first); the first point of each bucket is kept, and the last point of all replaces the last
     bucket's first, so the first and last points are always there. With `total` <= `max_results`

@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from mltrail.errors import InvalidParameterValue
+
 # fit() arguments logged as params, as MLflow logs them (x, y, callbacks, validation_data, verbose
 # and sample_weight are data or plumbing, not settings).
 FIT_PARAM_NAMES = ("batch_size", "epochs", "steps_per_epoch", "validation_steps", "validation_split", "shuffle",
@@ -264,7 +266,7 @@ def _head(x: Any, n: int) -> Any:
     return x[:n]
 
 
-def name_inputs(x: Any, model: Any) -> Any:
+def _name_inputs(x: Any, model: Any) -> Any:
     """A list of inputs becomes a dict keyed by the model's input names, so a signature names them."""
     if not isinstance(x, list):
         return x
@@ -277,15 +279,15 @@ def name_inputs(x: Any, model: Any) -> Any:
 def input_slice(x: Any, model: Any, n: int = EXAMPLE_ROWS) -> Any:
     """A few rows of the training inputs, as numpy; None when they cannot be read without consuming."""
     if _is_array_struct(x):
-        return name_inputs(to_numpy(_head(x, n)), model)
+        return _name_inputs(to_numpy(_head(x, n)), model)
     if _is_tf_dataset(x):
         element = next(iter(x.take(1)))
         bx = element[0] if isinstance(element, tuple) else element
-        return name_inputs(to_numpy(_head(bx, n)), model)
+        return _name_inputs(to_numpy(_head(bx, n)), model)
     if _is_py_dataset(x):
         first = x[0]
         bx = first[0] if isinstance(first, tuple) else first
-        return name_inputs(to_numpy(_head(bx, n)), model)
+        return _name_inputs(to_numpy(_head(bx, n)), model)
     return None
 
 
@@ -333,3 +335,33 @@ def _dataset(x: Any, y: Any) -> Any:
     if mod.startswith("tensorflow") and (y is None or type(y).__module__.startswith("tensorflow")):
         return data.from_tensorflow(features=x, targets=y)
     return None
+
+
+# ------------------------------------------------------------------ argument checks
+# (here, not in callback.py: autolog() refuses bad arguments without loading Keras)
+def check_metric_settings(log_every_epoch: bool, log_every_n_steps: int | None, nothing_logged: str) -> None:
+    """Refuse a `log_every_n_steps` that is not a positive integer, and settings that log no metrics.
+
+    `nothing_logged` starts the message for the second case (it names the caller).
+    """
+    if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or not isinstance(
+            log_every_n_steps, int) or log_every_n_steps < 1):
+        raise InvalidParameterValue(
+            f"Invalid log_every_n_steps: received {log_every_n_steps!r}; expected a positive integer or None.")
+    if not log_every_epoch and log_every_n_steps is None:
+        raise InvalidParameterValue(
+            f"{nothing_logged}: received log_every_epoch=False and log_every_n_steps=None; set "
+            "log_every_epoch=True or give log_every_n_steps.")
+
+
+def check_checkpoint_settings(mode: str, save_freq: str | int, names: tuple[str, str]) -> None:
+    """Refuse a checkpoint mode other than "min"/"max" and a save_freq other than "epoch" or a step count.
+
+    `names` are what the messages call the mode and save_freq (the caller's argument names).
+    """
+    mode_name, freq_name = names
+    if mode not in ("min", "max"):
+        raise InvalidParameterValue(f"Invalid {mode_name} {mode!r}: expected 'min' or 'max'.")
+    if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+        raise InvalidParameterValue(
+            f"Invalid {freq_name} {save_freq!r}: expected 'epoch' or a positive number of steps.")

@@ -105,7 +105,7 @@ def autolog(log_models: bool = True, log_datasets: bool = True, disable: bool = 
             _config = None
             _unpatch()
         return
-    from mltrail.tensorflow.callback import check_checkpoint_settings, check_metric_settings
+    from mltrail.tensorflow._fit_info import check_checkpoint_settings, check_metric_settings
 
     check_metric_settings(log_every_epoch, log_every_n_steps, "autolog would log no metrics")
     check_checkpoint_settings(checkpoint_mode, checkpoint_save_freq, ("checkpoint_mode", "checkpoint_save_freq"))
@@ -336,18 +336,17 @@ class _Fit:
         signature = input_example = None
         if (config.log_model_signatures or config.log_input_examples) and self.fit_args is not None:
             try:
-                x = _fit_info.input_slice(self.fit_args.get("x"), model)
+                x = _fit_info.input_slice(self.fit_args.get("x"), model)  # named as the model's inputs
                 if x is not None:
-                    named = _fit_info.name_inputs(x, model)
                     if config.log_input_examples:
-                        input_example = named
+                        input_example = x
                     if config.log_model_signatures:
                         from mltrail.models.signature import infer_signature
 
                         stop = model.stop_training
                         output = _fit_info.to_numpy(model(x, training=False))
                         model.stop_training = stop
-                        signature = infer_signature(named, output)
+                        signature = infer_signature(x, output)
             except Exception as e:  # noqa: BLE001
                 self.session.failures.record("the model signature", e)
         kwargs: dict[str, Any] = {"name": "model", "signature": signature, "input_example": input_example,
@@ -389,11 +388,8 @@ class _Fit:
                     fluent.end_run(status or "FINISHED")
                 else:
                     self.session.client.set_terminated(self.run_id, status or "FINISHED")
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - end_run pops the run even when ending it fails
                 failures.record("the run's end", e)
-                stack = fluent.active_run_stack()
-                if stack and stack[-1].info.run_id == self.run_id:
-                    stack.pop()
         failures.emit()
 
 

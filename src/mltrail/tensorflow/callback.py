@@ -16,12 +16,14 @@ import shutil
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
 import keras
 
 from mltrail.errors import InvalidParameterValue
+from mltrail.tensorflow import _fit_info
 from mltrail.tensorflow._async_writer import AsyncWriter, AutologWarning, FailureReport
 
 _logger = logging.getLogger("mltrail.tensorflow")
@@ -49,34 +51,6 @@ def _set_progress(run_id: str, next_epoch: int, next_step: int) -> None:
         _progress.move_to_end(run_id)
         while len(_progress) > _MAX_TRACKED_RUNS:
             _progress.popitem(last=False)
-
-
-def check_metric_settings(log_every_epoch: bool, log_every_n_steps: int | None, nothing_logged: str) -> None:
-    """Refuse a `log_every_n_steps` that is not a positive integer, and settings that log no metrics.
-
-    `nothing_logged` starts the message for the second case (it names the caller).
-    """
-    if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or not isinstance(
-            log_every_n_steps, int) or log_every_n_steps < 1):
-        raise InvalidParameterValue(
-            f"Invalid log_every_n_steps: received {log_every_n_steps!r}; expected a positive integer or None.")
-    if not log_every_epoch and log_every_n_steps is None:
-        raise InvalidParameterValue(
-            f"{nothing_logged}: received log_every_epoch=False and log_every_n_steps=None; set "
-            "log_every_epoch=True or give log_every_n_steps.")
-
-
-def check_checkpoint_settings(mode: str, save_freq: str | int, names: tuple[str, str]) -> None:
-    """Refuse a checkpoint mode other than "min"/"max" and a save_freq other than "epoch" or a step count.
-
-    `names` are what the messages call the mode and save_freq (the caller's argument names).
-    """
-    mode_name, freq_name = names
-    if mode not in ("min", "max"):
-        raise InvalidParameterValue(f"Invalid {mode_name} {mode!r}: expected 'min' or 'max'.")
-    if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
-        raise InvalidParameterValue(
-            f"Invalid {freq_name} {save_freq!r}: expected 'epoch' or a positive number of steps.")
 
 
 def _active_or_new_run() -> Any:
@@ -122,7 +96,7 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-class _SessionCallback(keras.callbacks.Callback):
+class _SessionCallback(keras.callbacks.Callback, ABC):
     """A callback that logs through a LoggingSession, its own or one autolog hands over."""
 
     def __init__(self) -> None:
@@ -132,8 +106,9 @@ class _SessionCallback(keras.callbacks.Callback):
         self._owns_session = False
         self._active = False
 
-    def _new_session(self) -> LoggingSession:  # pragma: no cover - each callback defines it
-        raise NotImplementedError
+    @abstractmethod
+    def _new_session(self) -> LoggingSession:
+        """Open this callback's own session (its run, its client)."""
 
     def _ensure_session(self, what: str) -> LoggingSession | None:
         """The session (opened now unless handed over); None, after a warning about `what`, when it cannot open."""
@@ -182,7 +157,7 @@ class MlflowCallback(_SessionCallback):
 
     def __init__(self, run: Any = None, log_every_epoch: bool = True, log_every_n_steps: int | None = None) -> None:
         super().__init__()
-        check_metric_settings(log_every_epoch, log_every_n_steps, "MlflowCallback would log nothing")
+        _fit_info.check_metric_settings(log_every_epoch, log_every_n_steps, "MlflowCallback would log nothing")
         self.run = run
         self.log_every_epoch = bool(log_every_epoch)
         self.log_every_n_steps = log_every_n_steps
@@ -237,8 +212,6 @@ class MlflowCallback(_SessionCallback):
             return None
 
     def _log_model_info(self, model: Any, optimizer: Any) -> None:
-        from mltrail.tensorflow import _fit_info
-
         params: dict[str, Any] = {}
         try:
             opt = _fit_info.optimizer_params(optimizer)
@@ -372,7 +345,7 @@ class MlflowModelCheckpointCallback(_SessionCallback):
     def __init__(self, client: Any = None, run_id: str | None = None, monitor: str = "val_loss", mode: str = "min",
                  save_best_only: bool = True, save_weights_only: bool = False, save_freq: str | int = "epoch") -> None:
         super().__init__()
-        check_checkpoint_settings(mode, save_freq, ("checkpoint mode", "checkpoint save_freq"))
+        _fit_info.check_checkpoint_settings(mode, save_freq, ("checkpoint mode", "checkpoint save_freq"))
         if save_best_only and not monitor:
             raise InvalidParameterValue("save_best_only=True needs a metric to monitor: received monitor=None.")
         self.client = client

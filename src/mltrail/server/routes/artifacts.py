@@ -84,7 +84,8 @@ async def _serve_file(repo: Any, rel: str, attachment: bool = False) -> Response
         raise _is_a_directory(rel)
     tmp = tempfile.mkdtemp(prefix="mltrail-serve-")
     try:
-        local = await run_in_threadpool(repo.download_artifacts, rel, tmp)
+        local = os.path.join(tmp, name)
+        await run_in_threadpool(repo.download_file, rel, local)  # is_dir has listed it: not a directory
         if not os.path.isfile(local):
             raise _no_such_artifact(rel)
     except BaseException:

@@ -7,7 +7,7 @@ import datetime
 import json
 from typing import Any
 
-from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunTag, ViewType
+from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunStatus, RunTag, ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
 from mltrail.store.base import TrackingStore
@@ -39,8 +39,8 @@ def get_run(call: Call) -> dict[str, Any]:
 
 def update_run(call: Call) -> dict[str, Any]:
     raw = call.data.get("status")
-    if isinstance(raw, int) and not isinstance(raw, bool):  # the enum's number
-        raw = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}.get(raw, raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= len(RunStatus.ALL):
+        raw = RunStatus.ALL[raw - 1]  # the enum's number (RunStatus.ALL is in the proto's order)
     status = None if raw is None else str(raw)  # the store names what it accepts
     info = call.store.update_run_info(_run_id(call), status, call.integer("end_time"), call.text("run_name") or None)
     return {"run_info": run_info_to_json(info)}
@@ -169,20 +169,13 @@ def log_batch(call: Call) -> dict[str, Any]:
     return {}
 
 
-def _array(call: Call, name: str) -> list[Any]:
-    """A repeated field that must be a JSON list when given (MLflow's `_assert_array`)."""
-    value = call.data.get(name)
-    if value is not None and not isinstance(value, list):
-        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{name}' supplied: expected a list.")
-    return value or []
-
-
 def log_inputs(call: Call) -> dict[str, Any]:
-    """MLflow's LogInputs: datasets and logged models (`models: [{model_id}]`) the run used."""
+    """MLflow's LogInputs: datasets and logged models (`models: [{model_id}]`) the run used (the
+    validation table has refused lists that are not lists)."""
     run_id = call.req("run_id")
-    datasets = [dataset_input_from_json(d) for d in _array(call, "datasets")]
+    datasets = [dataset_input_from_json(d) for d in call.items("datasets")]
     models = []
-    for m in _array(call, "models"):
+    for m in call.items("models"):
         model_id = m.get("model_id") if isinstance(m, dict) else None
         if not isinstance(model_id, str) or not model_id:
             raise InvalidParameterValue(f"Invalid model input {m!r}: expected an object with a model_id.")

@@ -249,7 +249,7 @@ def models(ui: UI, request: Request) -> Response:
     except MltrailException as e:  # a stale page token: the logged models still show
         reg_error = e.message
     return ui.render(request, "models.html", models=list(page), token=page.token, exp_names=exp_names,
-                     registry=True, registered=registered, reg_error=reg_error, reg_token=reg_token)
+                     registered=registered, reg_error=reg_error, reg_token=reg_token)
 
 
 def logged_model(ui: UI, request: Request) -> Response:

@@ -39,7 +39,8 @@ class ArtifactRepository(ABC):
     @abstractmethod
     def delete_artifacts(self, artifact_path: str | None = None) -> None: ...
 
-    def _download_file(self, remote_path: str, local_path: str) -> None:
+    def download_file(self, remote_path: str, local_path: str) -> None:
+        """Copy one file (not a directory) to `local_path`, making its parent directories."""
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
         with open(local_path, "wb") as fh:
             fh.write(self.read_bytes(remote_path))
@@ -69,8 +70,8 @@ class ArtifactRepository(ABC):
                         os.makedirs(local, exist_ok=True)
                         stack.append(info.path)
                     else:
-                        self._download_file(info.path, local)
+                        self.download_file(info.path, local)
             return local_root
         local = os.path.join(dst_path, artifact_path)
-        self._download_file(artifact_path, local)
+        self.download_file(artifact_path, local)
         return local

@@ -147,7 +147,7 @@ class HttpArtifactRepository(ArtifactRepository):
     def read_bytes(self, path: str) -> bytes:
         return self.http.request("GET", self._url_path(path)).content
 
-    def _download_file(self, remote_path: str, local_path: str) -> None:
+    def download_file(self, remote_path: str, local_path: str) -> None:
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
         resp: Any = self.http.request("GET", self._url_path(remote_path), stream=True)
         tmp = f"{local_path}.part-{os.getpid()}"

@@ -93,7 +93,7 @@ class LocalArtifactRepository(ArtifactRepository):
     def is_dir(self, path: str) -> bool:
         return os.path.isdir(self._path(path))
 
-    def _download_file(self, remote_path: str, local_path: str) -> None:
+    def download_file(self, remote_path: str, local_path: str) -> None:
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
         src = self._path(remote_path)
         if not os.path.isfile(src):

@@ -264,7 +264,7 @@ class S3ArtifactRepository(ArtifactRepository):
         finally:
             body.close()
 
-    def _download_file(self, remote_path: str, local_path: str) -> None:
+    def download_file(self, remote_path: str, local_path: str) -> None:
         from botocore.exceptions import ClientError
 
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
@@ -290,9 +290,9 @@ class S3ArtifactRepository(ArtifactRepository):
         files = list(self._walk_keys(rel))
         if not files and rel:
             local = os.path.join(dst_path, *rel.split("/"))
-            self._download_file(rel, local)  # a single file (or ResourceDoesNotExist)
+            self.download_file(rel, local)  # a single file (or ResourceDoesNotExist)
             return local
         local_root = os.path.join(dst_path, *rel.split("/")) if rel else dst_path
         os.makedirs(local_root, exist_ok=True)
-        self._map(lambda item: self._download_file(item[1], os.path.join(dst_path, *item[1].split("/"))), files)
+        self._map(lambda item: self.download_file(item[1], os.path.join(dst_path, *item[1].split("/"))), files)
         return local_root
