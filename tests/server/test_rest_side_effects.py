@@ -167,8 +167,8 @@ def test_a_local_source_with_dotdot_inside_the_run_is_accepted(api, tmp_path):
     mv = ok(create_version(api, "m", f"{root}/model/..", run_id=run["run_id"]))["model_version"]
     assert mv["source"] == root
     message = refused(create_version(api, "m", f"{root}/model/../../x", run_id=run["run_id"]))
-    assert message.startswith(f"Invalid model version source: '{root}/model/../../x'. The run_id request parameter "
-                              "must identify the resource that contains the source.")
+    assert message.startswith(f"Invalid model version source: '{root}/model/../../x'. To use a local path as a "
+                              "model version source, the run_id request parameter has to be specified")
     # the proxy's URIs are not local paths: '..' there is refused, as MLflow refuses it
     proxied = new_run(api)
     source = f"{proxied['artifact_uri']}/model/.."

@@ -27,6 +27,12 @@ def must_identify(id_name: str) -> str:  # handlers.py _raise_invalid_model_vers
     return f"The {id_name} request parameter must identify the resource that contains the source."
 
 
+def local_path(id_name: str) -> str:  # handlers.py _validate_source_run / _validate_source_model
+    return (f"To use a local path as a model version source, the {id_name} request parameter has to be specified "
+            f"and the local path has to be contained within the artifact directory of the run specified by the "
+            f"{id_name}.")
+
+
 def now() -> int:
     return int(time.time() * 1000)
 
@@ -73,10 +79,10 @@ def test_a_local_source_resolving_outside_is_refused(store, local_exp, tmp_path)
                    f"{root}/../artifacts-not-mine/model", f"file://{root}/model/../../../../etc",
                    f"{root}/{'../' * 40}etc/passwd"):
         message = refused(store, source, run_id=rid)
-        assert message.startswith(f"Invalid model version source: '{source}'. {must_identify('run_id')}"), message
+        assert message.startswith(f"Invalid model version source: '{source}'. {local_path('run_id')}"), message
     lm = store.create_logged_model(local_exp, "net", rid)
     message = refused(store, f"{lm.artifact_location}/../../x", model_id=lm.model_id)
-    assert must_identify("model_id") in message
+    assert local_path("model_id") in message
     # without the run or model that holds it, a path with '..' is not resolved at all
     assert "'..'" in refused(store, f"{root}/model/..")
     assert store.search_model_versions("name = 'm'") == []
@@ -90,7 +96,7 @@ def test_a_symlink_out_of_the_run_artifacts_is_refused(store, local_exp, tmp_pat
     os.makedirs(root)
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", os.path.join(root, "link"))
-    assert must_identify("run_id") in refused(store, f"{root}/link/model", run_id=run.info.run_id)
+    assert local_path("run_id") in refused(store, f"{root}/link/model", run_id=run.info.run_id)
     os.makedirs(os.path.join(root, "real"))
     os.symlink(os.path.join(root, "real"), os.path.join(root, "inner"))  # staying inside is fine
     assert store.create_model_version("m", f"{root}/inner/model", run_id=run.info.run_id).version == "1"

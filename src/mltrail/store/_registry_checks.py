@@ -135,6 +135,15 @@ def id_refusal(source: str, id_name: str, detail: str = "") -> InvalidParameterV
         + (f" {detail}" if detail else ""))
 
 
+def local_path_refusal(source: str, id_name: str, detail: str = "") -> InvalidParameterValue:
+    """MLflow's refusal of a local path outside the artifacts `id_name` names (handlers.py
+    `_validate_source_run` / `_validate_source_model`), with what we found."""
+    return source_error(
+        source, f"To use a local path as a model version source, the {id_name} request parameter has to be "
+        f"specified and the local path has to be contained within the artifact directory of the run specified "
+        f"by the {id_name}." + (f" {detail}" if detail else ""))
+
+
 def check_source_chars(source: Any) -> str:
     if not isinstance(source, str) or not source.strip():
         raise source_error(str(source), "Expected a non-empty string.")

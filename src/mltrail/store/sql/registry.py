@@ -454,8 +454,9 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
             root = chk.split_location(lm.artifact_location, trusted=True)
             rel = chk.relative_under(parts, root)
             if rel is None or not chk.resolves_inside(parts, root):
-                raise chk.id_refusal(source, "model_id", f"The source is not inside the artifacts of logged model "
-                                                         f"{model_id} ({lm.artifact_location}).")
+                refusal = chk.local_path_refusal if parts[0] == "file" else chk.id_refusal
+                raise refusal(source, "model_id", f"The source is not inside the artifacts of logged model "
+                                                  f"{model_id} ({lm.artifact_location}).")
             location = chk.join_location(lm.artifact_location, rel)
             return location, location, run_id or lm.source_run_id, model_id if not rel else None
         if run_id:
@@ -463,8 +464,9 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
             root = chk.split_location(run.artifact_uri, trusted=True)
             rel = chk.relative_under(parts, root)
             if rel is None or not chk.resolves_inside(parts, root):
-                raise chk.id_refusal(source, "run_id", f"The source is not inside the artifacts of run {run_id} "
-                                                       f"({run.artifact_uri}).")
+                refusal = chk.local_path_refusal if parts[0] == "file" else chk.id_refusal
+                raise refusal(source, "run_id", f"The source is not inside the artifacts of run {run_id} "
+                                                f"({run.artifact_uri}).")
             location = chk.join_location(run.artifact_uri, rel)
             return location, location, run_id, None
         # neither named: only the exact artifact location of a logged model (its id is in the path)
@@ -477,10 +479,8 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
                 if chk.split_location(lm.artifact_location, trusted=True) == parts:
                     return lm.artifact_location, lm.artifact_location, lm.source_run_id, lm.model_id
         # MLflow's words (handlers.py _validate_source_run), then ours
-        raise chk.source_error(
-            source, "To use a local path as a model version source, the run_id request parameter has to be "
-            "specified and the local path has to be contained within the artifact directory of the run specified "
-            "by the run_id. A location source needs the run_id (or model_id) whose artifacts contain it; other "
+        raise chk.local_path_refusal(
+            source, "run_id", "A location source needs the run_id (or model_id) whose artifacts contain it; other "
             "paths and other runs' locations are refused. Expected models:/<model_id>, runs:/<run_id>/<path>, or "
             "a location inside the given run's artifacts.")
 
