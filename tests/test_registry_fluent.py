@@ -35,9 +35,9 @@ def test_register_model_from_a_logged_model(tracking):
     with mltrail.start_run() as run:
         lm = _logged_model(client, run.info.run_id)
     mv = mltrail.register_model(f"models:/{lm.model_id}", "clf", tags={"stage": "dev"})
-    assert (mv.name, mv.version, mv.model_id, mv.run_id, mv.tags) == ("clf", "1", lm.model_id, run.info.run_id,
+    assert (mv.name, mv.version, mv.model_id, mv.run_id, mv.tags) == ("clf", 1, lm.model_id, run.info.run_id,
                                                                       {"stage": "dev"})
-    assert mltrail.register_model(f"models:/{lm.model_id}", "clf").version == "2"  # the model exists: a new version
+    assert mltrail.register_model(f"models:/{lm.model_id}", "clf").version == 2  # the model exists: a new version
     recorded = json.loads(client.get_logged_model(lm.model_id).tags["mlflow.modelVersions"])
     assert recorded == [{"name": "clf", "version": "1"}, {"name": "clf", "version": "2"}]
     assert client.get_model_version_download_uri("clf", 1) == lm.artifact_location
@@ -47,7 +47,7 @@ def test_register_model_from_a_logged_model(tracking):
     # an existing version, by number or alias, registers the same files under another name
     client.set_registered_model_alias("clf", "champion", 3)
     assert mltrail.register_model("models:/clf@champion", "copy").model_id == lm.model_id
-    assert client.copy_model_version("models:/clf/1", "copy").version == "2"
+    assert client.copy_model_version("models:/clf/1", "copy").version == 2
     with pytest.raises(ResourceDoesNotExist):
         mltrail.register_model(f"runs:/{run.info.run_id}/no-such-model", "clf")
 
@@ -85,14 +85,14 @@ def test_client_registry_round_trip(tracking):
     assert client.get_model_version("reg", "2").tags == {"t": "y"}
     client.delete_model_version_tag("reg", "2", "t")
     client.set_registered_model_alias("reg", "prod", "2")
-    assert client.get_model_version_by_alias("reg", "prod").version == "2"
+    assert client.get_model_version_by_alias("reg", "prod").version == 2
     client.delete_registered_model_alias("reg", "prod")
     assert client.rename_registered_model("reg", "reg2").name == "reg2"
     assert [m.name for m in client.search_registered_models("name LIKE 'reg%'")] == ["reg2"]
     assert len(client.search_model_versions("name = 'reg2'")) == 2
     assert [m.name for m in mltrail.search_registered_models(filter_string="name = 'reg2'")] == ["reg2"]
     assert [mv.version for mv in mltrail.search_model_versions(filter_string="name = 'reg2'",
-                                                               order_by=["version_number"])] == ["1", "2"]
+                                                               order_by=["version_number"])] == [1, 2]
     assert len(mltrail.search_model_versions(max_results=1)) == 1
     mltrail.set_model_version_tag("reg2", "1", "fluent", "yes")
     assert client.get_model_version("reg2", 1).tags["fluent"] == "yes"
@@ -111,7 +111,7 @@ def test_stage_methods_warn_like_mlflow(tracking):
         mv = client.transition_model_version_stage("staged", "1", "Production")
     assert mv.current_stage == "Production"
     with pytest.warns(FutureWarning, match="stages"):
-        assert [v.version for v in client.get_latest_versions("staged", stages=["Production"])] == ["1"]
+        assert [v.version for v in client.get_latest_versions("staged", stages=["Production"])] == [1]
     with pytest.warns(FutureWarning):
         client.set_model_version_tag("staged", key="k", value="v", stage="Production")
     assert client.get_model_version("staged", 1).tags == {"k": "v"}

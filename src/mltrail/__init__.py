@@ -9,6 +9,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mltrail._images import Image
+from mltrail._model_fluent import (
+    ActiveModel,
+    clear_active_model,
+    create_external_model,
+    delete_logged_model_tag,
+    finalize_logged_model,
+    get_active_model_id,
+    initialize_logged_model,
+    last_logged_model,
+    log_model_params,
+    set_active_model,
+    set_logged_model_tags,
+)
 from mltrail._registry_fluent import (
     get_registry_uri,
     register_model,
@@ -24,10 +38,13 @@ from mltrail.fluent import (
     active_run,
     create_experiment,
     delete_experiment,
+    delete_experiment_tag,
     delete_run,
     delete_tag,
     end_run,
     flush,
+    flush_artifact_async_logging,
+    flush_async_logging,
     get_artifact_uri,
     get_experiment,
     get_experiment_by_name,
@@ -35,6 +52,7 @@ from mltrail.fluent import (
     get_parent_run,
     get_run,
     last_active_run,
+    load_table,
     log_artifact,
     log_artifacts,
     log_dict,
@@ -44,9 +62,14 @@ from mltrail.fluent import (
     log_inputs,
     log_metric,
     log_metrics,
+    log_outputs,
     log_param,
     log_params,
+    log_stream,
+    log_table,
     log_text,
+    restore_experiment,
+    restore_run,
     search_experiments,
     search_logged_models,
     search_runs,
@@ -58,36 +81,51 @@ from mltrail.fluent import (
     set_tracking_uri,
     start_run,
 )
+from mltrail.system_metrics import (
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
+    set_system_metrics_node_id,
+    set_system_metrics_samples_before_logging,
+    set_system_metrics_sampling_interval,
+)
 from mltrail.tracking_uri import get_tracking_uri, is_tracking_uri_set
 from mltrail.version import __version__
 
 # Submodules loaded on first attribute access (`mltrail.tensorflow`, `mltrail.pyfunc`, ...).
 _LAZY_SUBMODULES = {
     "tensorflow", "keras", "pyfunc", "models", "data", "artifacts", "entities", "types", "errors", "client",
-    "tracking", "exceptions",
+    "tracking", "exceptions", "config", "environment_variables",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        target = {"exceptions": "errors", "tracking": "client"}.get(name, name)
-        module = importlib.import_module(f"mltrail.{target}")
+        module = importlib.import_module(f"mltrail.{name}")
         globals()[name] = module
         return module
     raise AttributeError(f"module 'mltrail' has no attribute {name!r}")
 
 
-def autolog(**kwargs: Any) -> None:
-    """Enable autologging for every installed integration (today: TensorFlow/Keras)."""
-    import importlib.util
+def autolog(log_input_examples: bool = False, log_model_signatures: bool = True, log_models: bool = True,
+            log_datasets: bool = True, log_traces: bool = True, disable: bool = False, exclusive: bool = False,
+            disable_for_unsupported_versions: bool = False, silent: bool = False,
+            extra_tags: dict[str, str] | None = None, exclude_flavors: list[str] | None = None) -> None:
+    """Enable (or disable) autologging for every installed integration (today: Keras, for both the
+    `tensorflow` and `keras` flavors), with MLflow's arguments; see `mltrail.tensorflow.autolog`."""
+    from mltrail.tensorflow.autolog import autolog_integrations
 
-    if importlib.util.find_spec("tensorflow") is not None or importlib.util.find_spec("keras") is not None:
-        from mltrail.tensorflow import autolog as tf_autolog
+    autolog_integrations(dict(locals()))
 
-        tf_autolog(**kwargs)
+
+def evaluate(*args: Any, **kwargs: Any) -> Any:
+    """MLflow's `mlflow.evaluate`: see `mltrail.models.evaluation.evaluate` (loaded on first call)."""
+    from mltrail.models.evaluation import evaluate as evaluate_model
+
+    return evaluate_model(*args, **kwargs)
 
 
 __all__ = [
+    "evaluate",  # model evaluation
     "ActiveRun", "Client", "MlflowClient", "MlflowException", "MltrailException", "__version__", "active_run",
     "autolog", "create_experiment", "delete_experiment", "delete_run", "delete_tag", "end_run", "flush",
     "get_artifact_uri", "get_experiment", "get_experiment_by_name", "get_logged_model", "get_parent_run",
@@ -98,4 +136,14 @@ __all__ = [
     # model registry
     "get_registry_uri", "register_model", "search_model_versions", "search_registered_models",
     "set_model_version_tag", "set_registry_uri",
+    # the rest of MLflow's fluent surface
+    "ActiveModel", "clear_active_model", "create_external_model", "delete_experiment_tag", "delete_logged_model_tag",
+    "finalize_logged_model", "flush_artifact_async_logging", "flush_async_logging", "get_active_model_id",
+    "initialize_logged_model", "last_logged_model", "log_model_params", "log_outputs", "log_stream",
+    "restore_experiment", "restore_run", "set_active_model", "set_logged_model_tags",
+    # artifacts and tables
+    "Image", "load_table", "log_table",
+    # system metrics
+    "disable_system_metrics_logging", "enable_system_metrics_logging", "set_system_metrics_node_id",
+    "set_system_metrics_samples_before_logging", "set_system_metrics_sampling_interval",
 ]

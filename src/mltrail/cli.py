@@ -13,8 +13,10 @@ from mltrail.version import __version__
 
 # name -> "module:attribute" of a click command or group
 _COMMANDS = {
-    "experiments": "mltrail._cli_tracking:experiments",
-    "runs": "mltrail._cli_tracking:runs",
+    "artifacts": "mltrail._cli_artifacts:artifacts",
+    "doctor": "mltrail._cli_doctor:doctor",
+    "experiments": "mltrail._cli_experiments:experiments",
+    "runs": "mltrail._cli_runs:runs",
     "gc": "mltrail._cli_tracking:gc",
     "db": "mltrail._cli_tracking:db",
     "server": "mltrail.server.cli:server",

@@ -47,9 +47,14 @@ class Client(RegistryClientMixin):
     """A client of one tracking store (by default the one `get_tracking_uri()` names)."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None) -> None:
-        self.tracking_uri = tracking_uri or get_tracking_uri()
-        self.registry_uri = registry_uri or registry_uri_if_set() or self.tracking_uri
+        self._tracking_uri = tracking_uri or get_tracking_uri()
+        self.registry_uri = registry_uri or registry_uri_if_set() or self._tracking_uri
         self._artifact_uris: dict[str, str] = {}
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI this client was made for (fixed for its lifetime, as in MLflow)."""
+        return self._tracking_uri
 
     @property
     def store(self) -> TrackingStore:
@@ -109,12 +114,14 @@ class Client(RegistryClientMixin):
         return self.get_run(parent) if parent else None
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+        status = _status_name(status)
         self.store.update_run_info(run_id, status, None if status is None or status == RunStatus.RUNNING
                                    else now_ms(), name)
 
     def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> RunInfo:
         self.flush()
-        return self.store.update_run_info(run_id, status or RunStatus.FINISHED, end_time or now_ms(), None)
+        return self.store.update_run_info(run_id, _status_name(status) or RunStatus.FINISHED, end_time or now_ms(),
+                                          None)
 
     def delete_run(self, run_id: str) -> None:
         self.store.delete_run(run_id)
@@ -215,6 +222,16 @@ class Client(RegistryClientMixin):
         """Store `data` as the artifact `artifact_file` (a relative path) of the run."""
         self.run_artifact_repo(run_id).write_bytes(join_relpath(artifact_file), data)
 
+    def log_stream(self, run_id: str, stream: Any, artifact_file: str) -> None:
+        """Log a binary file-like object (read to its end) as the artifact `artifact_file`."""
+        chunks = []
+        while chunk := stream.read(1 << 20):
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise InvalidParameterValue(
+                    f"log_stream needs a binary stream (e.g. io.BytesIO); read() returned {type(chunk).__name__}.")
+            chunks.append(bytes(chunk))
+        self.log_bytes(run_id, b"".join(chunks), artifact_file)
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.log_bytes(run_id, text.encode("utf-8"), artifact_file)
 
@@ -229,18 +246,24 @@ class Client(RegistryClientMixin):
         self.log_text(run_id, text, artifact_file)
 
     def log_image(self, run_id: str, image: Any, artifact_file: str | None = None, key: str | None = None,
-                  step: int | None = None, timestamp: int | None = None) -> None:
-        """Log a numpy array (HW, HWC; uint8 or floats in [0, 1]) or a PIL image as PNG."""
-        if artifact_file is None and key is None:
-            raise InvalidParameterValue("log_image needs `artifact_file` (a path such as 'image.png') or `key`.")
-        from mltrail._images import to_png_bytes
+                  step: int | None = None, timestamp: int | None = None, synchronous: bool | None = None) -> None:
+        """Log a numpy array, PIL image or `mltrail.Image` to `artifact_file`, or step-wise under `key`."""
+        from mltrail._logged_images import log_image
 
-        data = to_png_bytes(image)
-        if artifact_file is None:
-            v.validate_key("image key", key)
-            ts = timestamp if timestamp is not None else now_ms()
-            artifact_file = f"images/{key}/step_{step or 0}_{ts}.png"
-        self.log_bytes(run_id, data, artifact_file)
+        log_image(self, run_id, image, artifact_file, key=key, step=step, timestamp=timestamp)
+
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Log a dict or DataFrame as a table (MLflow's split JSON, or Parquet); appends to an existing one."""
+        from mltrail._tables import log_table
+
+        log_table(self, run_id, data, artifact_file)
+
+    def load_table(self, experiment_id: str, artifact_file: str, run_ids: Sequence[str] | None = None,
+                   extra_columns: Sequence[str] | None = None) -> Any:
+        """The table `artifact_file` from the experiment's runs (or `run_ids`), as one pandas DataFrame."""
+        from mltrail._tables import load_table
+
+        return load_table(self, experiment_id, artifact_file, run_ids, extra_columns)
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str, *, save_kwargs: dict | None = None) -> None:
         """Log a matplotlib figure (any image format it saves) or a plotly figure (.html, or images with kaleido)."""
@@ -294,8 +317,17 @@ class Client(RegistryClientMixin):
             [str(e) for e in experiment_ids] if experiment_ids else None, filter_string, max_results or 100,
             order, page_token)
 
-    def log_model_artifacts(self, model_id: str, local_dir: str) -> None:
-        self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).log_artifacts(local_dir)
+    def log_model_artifact(self, model_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """Upload one file to a logged model's artifacts (under `artifact_path` when given)."""
+        if not os.path.isfile(local_path):
+            raise InvalidParameterValue(f"Cannot log model artifact {local_path!r}: expected an existing file.")
+        self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).log_artifact(
+            local_path, safe_relpath(artifact_path) or None)
+
+    def log_model_artifacts(self, model_id: str, local_dir: str, artifact_path: str | None = None) -> None:
+        """Upload a directory's files to a logged model's artifacts (under `artifact_path` when given)."""
+        self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).log_artifacts(
+            local_dir, safe_relpath(artifact_path) or None)
 
     def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> list[FileInfo]:
         return self.artifact_repo_for(self.get_logged_model(model_id).artifact_location).list_artifacts(path)
@@ -303,6 +335,13 @@ class Client(RegistryClientMixin):
     def download_logged_model_artifacts(self, model_id: str, path: str = "", dst_path: str | None = None) -> str:
         repo = self.artifact_repo_for(self.get_logged_model(model_id).artifact_location)
         return repo.download_artifacts(safe_relpath(path), dst_path or tempfile.mkdtemp(prefix="mltrail-model-"))
+
+
+def _status_name(status: str | int | None) -> str | None:
+    """A run status as its name; MLflow's numbers (RunStatus.from_string's values there) are accepted."""
+    if isinstance(status, int) and not isinstance(status, bool) and 1 <= status <= len(RunStatus.ALL):
+        return RunStatus.to_string(status)
+    return None if status is None else str(status)  # the store names a bad status in its error
 
 
 def _order_dict_to_str(o: dict[str, Any]) -> str:

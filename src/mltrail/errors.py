@@ -6,6 +6,9 @@ unchanged from SQL to REST and back (the REST client re-raises the same class).
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 RESOURCE_ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
@@ -17,6 +20,7 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
 TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
+NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
 
 _HTTP_STATUS = {
     INVALID_PARAMETER_VALUE: 400,
@@ -30,6 +34,7 @@ _HTTP_STATUS = {
     REQUEST_LIMIT_EXCEEDED: 429,
     ENDPOINT_NOT_FOUND: 404,
     TEMPORARILY_UNAVAILABLE: 503,
+    NOT_IMPLEMENTED: 501,
 }
 
 
@@ -43,15 +48,32 @@ class MltrailException(Exception):
 
     error_code: str = INTERNAL_ERROR
 
-    def __init__(self, message: str, error_code: str | None = None) -> None:
+    def __init__(self, message: str, error_code: str | None = None, **kwargs: Any) -> None:
+        """`kwargs` are extra keys for the JSON body, as MLflow's `MlflowException(..., **kwargs)`."""
         super().__init__(message)
         self.message = str(message)
         if error_code is not None:
             self.error_code = error_code
+        self.json_kwargs: dict[str, Any] = kwargs
 
     @property
     def http_status(self) -> int:
         return http_status_for(self.error_code)
+
+    def get_http_status_code(self) -> int:
+        """MLflow's name for `http_status`."""
+        return self.http_status
+
+    def serialize_as_json(self) -> str:
+        """The error as MLflow's JSON text: error_code, message and any extra keys given."""
+        return json.dumps({**self.to_dict(), **getattr(self, "json_kwargs", {})})
+
+    @classmethod
+    def invalid_parameter_value(cls, message: str, **kwargs: Any) -> MltrailException:
+        """An INVALID_PARAMETER_VALUE error, as MLflow's `MlflowException.invalid_parameter_value`."""
+        if cls is MltrailException:
+            return InvalidParameterValue(message, **kwargs)
+        return cls(message, INVALID_PARAMETER_VALUE, **kwargs)
 
     def to_dict(self) -> dict[str, str]:
         """The JSON body the servers send: `{"error_code": ..., "message": ...}`."""
@@ -102,6 +124,27 @@ class PermissionDenied(MltrailException):
 
 class RequestLimitExceeded(MltrailException):
     error_code = REQUEST_LIMIT_EXCEEDED
+
+
+class RestException(MltrailException):
+    """An error answer from a tracking server, built from its JSON body (MLflow's `RestException`)."""
+
+    def __init__(self, json: dict[str, Any]) -> None:
+        self.json = json
+        code = str(json.get("error_code") or INTERNAL_ERROR)
+        if code.isdigit():  # some proxies answer with an HTTP status where the code belongs
+            code = {400: BAD_REQUEST, 404: ENDPOINT_NOT_FOUND}.get(int(code), INTERNAL_ERROR)
+        text = json.get("message", f"Response: {json}")
+        super().__init__(f"{code}: {text}", code)
+
+
+class MlflowNotImplementedException(MltrailException):
+    """A feature that is not implemented (HTTP 501)."""
+
+    error_code = NOT_IMPLEMENTED
+
+    def __init__(self, message: str = "", **kwargs: Any) -> None:
+        super().__init__(message, None, **kwargs)
 
 
 _BY_CODE: dict[str, type[MltrailException]] = {

@@ -11,7 +11,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from mltrail.client import Client, now_ms
-from mltrail.entities import Experiment, LoggedModel, Metric, Param, Run, RunStatus, RunTag, ViewType
+from mltrail.entities import (
+    Experiment,
+    LoggedModel,
+    LoggedModelOutput,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
 from mltrail.tracking_uri import get_tracking_uri
 
@@ -36,6 +46,11 @@ def _client() -> Client:
     if client is None:
         client = _clients[uri] = Client(uri)
     return client
+
+
+def tracking_client() -> Client:
+    """The Client the module-level API uses for the current tracking URI (one per URI, shared)."""
+    return _client()
 
 
 class ActiveRun(Run):
@@ -126,6 +141,11 @@ def delete_experiment(experiment_id: str) -> None:
     _client().delete_experiment(experiment_id)
 
 
+def restore_experiment(experiment_id: str) -> None:
+    """Bring a deleted experiment (and its runs) back to active."""
+    _client().restore_experiment(experiment_id)
+
+
 def search_experiments(view_type: int | str = ViewType.ACTIVE_ONLY, max_results: int | None = None,
                        filter_string: str | None = None, order_by: Sequence[str] | None = None) -> list[Experiment]:
     client, token = _client(), None
@@ -145,6 +165,11 @@ def set_experiment_tag(key: str, value: Any) -> None:
 def set_experiment_tags(tags: dict[str, Any]) -> None:
     for k, val in tags.items():
         set_experiment_tag(k, val)
+
+
+def delete_experiment_tag(key: str) -> None:
+    """Delete a tag from the current experiment."""
+    _client().delete_experiment_tag(get_experiment_id(), key)
 
 
 # ---------------------------------------------------------------------- runs
@@ -202,17 +227,27 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
     active = ActiveRun(run)
     stack.append(active)
     _last_active_run_id = active.info.run_id
+    from mltrail import system_metrics
+
+    system_metrics.start_monitoring(active.info.run_id, client.tracking_uri, log_system_metrics,
+                                    resume=bool(run_id))
     return active
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
-    """End this thread's active run (waiting for any queued log calls first)."""
+    """End this thread's active run (waiting for any queued log calls first).
+
+    `status` is a status name ("FINISHED", "FAILED", "KILLED"); MLflow's numbers are accepted too.
+    """
     global _last_active_run_id
     stack = _stack()
     if not stack:
         return
     run = stack[-1]
     try:
+        from mltrail import system_metrics
+
+        system_metrics.stop_monitoring(run.info.run_id)  # its last sample lands before the run ends
         _client().set_terminated(run.info.run_id, status)
     finally:
         stack.pop()
@@ -248,6 +283,11 @@ def get_parent_run(run_id: str) -> Run | None:
 
 def delete_run(run_id: str) -> None:
     _client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    """Bring a deleted run back to active."""
+    _client().restore_run(run_id)
 
 
 # ---------------------------------------------------------------------- logging
@@ -304,8 +344,18 @@ def log_dict(dictionary: Any, artifact_file: str, run_id: str | None = None) -> 
 
 
 def log_image(image: Any, artifact_file: str | None = None, key: str | None = None, step: int | None = None,
-              timestamp: int | None = None, run_id: str | None = None) -> None:
+              timestamp: int | None = None, synchronous: bool | None = False, run_id: str | None = None) -> None:
     _client().log_image(run_id or _run_id(), image, artifact_file, key=key, step=step, timestamp=timestamp)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    _client().log_table(run_id or _run_id(), data, artifact_file)
+
+
+def load_table(artifact_file: str, run_ids: Sequence[str] | None = None,
+               extra_columns: Sequence[str] | None = None) -> Any:
+    """The table `artifact_file` from the current experiment's runs (or `run_ids`), as one DataFrame."""
+    return _client().load_table(get_experiment_id(), artifact_file, run_ids, extra_columns)
 
 
 def log_figure(figure: Any, artifact_file: str, *, save_kwargs: dict | None = None,
@@ -344,6 +394,27 @@ def flush(timeout: float | None = None) -> None:
     `timeout` (seconds) bounds the wait for a remote server; None means MLTRAIL_FLUSH_TIMEOUT.
     """
     _client().flush(timeout)
+
+
+def flush_async_logging() -> None:
+    """MLflow's name for `flush()`: wait until every queued metric, param and tag is stored."""
+    _client().flush()
+
+
+def flush_artifact_async_logging() -> None:
+    """Wait for queued artifact uploads. mltrail uploads artifacts before `log_artifact` returns, so
+    nothing is ever queued; queued metric, param and tag writes are waited for, as a caller expects."""
+    _client().flush()
+
+
+def log_stream(stream: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Log a binary file-like object (e.g. `io.BytesIO`) as the artifact `artifact_file`."""
+    _client().log_stream(run_id or _run_id(), stream, artifact_file)
+
+
+def log_outputs(models: Sequence[LoggedModelOutput] | None = None) -> None:
+    """Record logged models (`LoggedModelOutput(model_id, step)`) as outputs of the active run."""
+    _client().log_outputs(_run_id(), list(models or []))
 
 
 # ---------------------------------------------------------------------- search

@@ -61,7 +61,8 @@ def test_model_info(tmp_path):
     assert info.model_id == m.model_id and info.run_id == "r1" and info.signature == m.signature
     assert info.metadata == {"owner": "me"} and info.mlflow_version == info.mltrail_version
     m.save(str(tmp_path / "MLmodel"))
-    assert get_model_info(str(tmp_path)).model_uri == str(tmp_path)
+    # as MLflow: the URI of the model itself (models:/<model_id>), not the path it was read from
+    assert get_model_info(str(tmp_path)).model_uri == f"models:/{m.model_id}"
 
 
 def test_load_errors(tmp_path):

@@ -36,15 +36,15 @@ def test_registry_round_trip_over_rest(server):
         client.create_registered_model("my%20model")
     mv = client.create_model_version("my%20model", f"runs:/{rid}/model", run_id=rid, tags={"k": "v"},
                                      run_link="http://ci", description="first")
-    assert (mv.name, mv.version, mv.run_id, mv.tags, mv.run_link) == ("my model", "1", rid, {"k": "v"}, "http://ci")
+    assert (mv.name, mv.version, mv.run_id, mv.tags, mv.run_link) == ("my model", 1, rid, {"k": "v"}, "http://ci")
     client.create_model_version("my model", f"runs:/{rid}/model2")
     assert client.get_model_version("my model", 2).source == f"runs:/{rid}/model2"
     assert client.get_model_version_download_uri("my model", 1) == f"{run.info.artifact_uri}/model"
     client.set_registered_model_alias("my model", "champion", 2)
     got = client.get_model_version_by_alias("my model", "champion")
-    assert got.version == "2" and got.aliases == ["champion"]
+    assert got.version == 2 and got.aliases == ["champion"]
     rm = client.get_registered_model("my model")
-    assert rm.aliases == {"champion": "2"} and [v.version for v in rm.latest_versions] == ["2"]
+    assert rm.aliases == {"champion": "2"} and [v.version for v in rm.latest_versions] == [2]
     assert client.update_registered_model("my model", "new").description == "new"
     assert client.update_model_version("my model", 1, "better").description == "better"
     client.set_registered_model_tag("my model", "x", "y")
@@ -56,12 +56,12 @@ def test_registry_round_trip_over_rest(server):
     with pytest.warns(FutureWarning):
         client.transition_model_version_stage("my model", 1, "Production")
     with pytest.warns(FutureWarning):
-        assert [v.version for v in client.get_latest_versions("my model", ["Production"])] == ["1"]
+        assert [v.version for v in client.get_latest_versions("my model", ["Production"])] == [1]
     assert [m.name for m in client.search_registered_models("name LIKE 'my%'", order_by=["name"])] == ["my model"]
     page = client.search_model_versions("name = 'my model'", max_results=1, order_by=["version_number"])
     rest = client.search_model_versions("name = 'my model'", max_results=1, order_by=["version_number"],
                                         page_token=page.token)
-    assert [v.version for v in page + rest] == ["1", "2"]
+    assert [v.version for v in page + rest] == [1, 2]
     client.delete_registered_model_alias("my model", "champion")
     with pytest.raises(InvalidParameterValue, match="Registered model alias champion not found"):
         client.get_model_version_by_alias("my model", "champion")

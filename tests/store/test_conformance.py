@@ -395,6 +395,21 @@ def test_log_inputs_and_dataset_search(store):
     assert [r.info.run_id for r in store.search_runs(["0"], "datasets.context = 'training'")] == [run_id]
 
 
+def test_metrics_logged_with_a_model_id_are_the_models_metrics_too(store):
+    # MLflow 3 logs a logged model's metrics with its model_id: they land on the run and on the model
+    run_id = new_run(store).info.run_id
+    model = store.create_logged_model("0", name="clf", source_run_id=run_id)
+    t0 = now()
+    points = [Metric("acc", 0.9, t0, 1, model_id=model.model_id, dataset_name="val", dataset_digest="d1"),
+              Metric("loss", 0.1, t0, 1)]
+    store.log_batch(run_id, metrics=points)
+    store.log_batch(run_id, metrics=[Metric("acc", 0.8, t0, 1, model_id="m-" + "0" * 32)])  # unknown model
+    got = store.get_logged_model(model.model_id)
+    assert [(m.key, m.value, m.step, m.run_id, m.dataset_name, m.dataset_digest) for m in got.metrics] == [
+        ("acc", 0.9, 1, run_id, "val", "d1")]
+    assert sorted(m.value for m in store.get_metric_history(run_id, "acc")) == [0.8, 0.9]
+
+
 def test_logged_models(store):
     run_id = new_run(store).info.run_id
     model = store.create_logged_model("0", name="clf", source_run_id=run_id, tags={"t": "1"}, params={"p": "2"},

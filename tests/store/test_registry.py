@@ -79,7 +79,7 @@ def test_rename_update_delete(store):
     store.create_registered_model("b")
     version_of(store, "a")
     renamed = store.rename_registered_model("a", "c")
-    assert renamed.name == "c" and [mv.version for mv in renamed.latest_versions] == ["1"]
+    assert renamed.name == "c" and [mv.version for mv in renamed.latest_versions] == [1]
     assert store.get_model_version("c", 1).name == "c"
     with pytest.raises(ResourceDoesNotExist):
         store.get_registered_model("a")
@@ -97,7 +97,7 @@ def test_rename_update_delete(store):
     with pytest.raises(ResourceDoesNotExist):
         store.get_model_version("c", 1)
     store.create_registered_model("c")  # the name is free again, numbering starts over
-    assert version_of(store, "c").version == "1"
+    assert version_of(store, "c").version == 1
 
 
 def test_registered_model_tags(store):
@@ -121,17 +121,17 @@ def test_versions_count_up_and_are_never_reused(store):
     run = new_run(store)
     mvs = [store.create_model_version("m", f"runs:/{run.info.run_id}/model", tags={"i": str(i)},
                                       description=f"v{i}", run_link="http://ci/1") for i in range(3)]
-    assert [mv.version for mv in mvs] == ["1", "2", "3"]
-    assert all(isinstance(mv.version, str) for mv in mvs)
+    assert [mv.version for mv in mvs] == [1, 2, 3]
+    assert all(isinstance(mv.version, int) for mv in mvs)
     mv = store.get_model_version("m", "2")
     assert (mv.name, mv.version, mv.tags, mv.description, mv.run_id, mv.status, mv.current_stage) == \
-        ("m", "2", {"i": "1"}, "v1", run.info.run_id, "READY", "None")
+        ("m", 2, {"i": "1"}, "v1", run.info.run_id, "READY", "None")
     assert mv.source == f"runs:/{run.info.run_id}/model" and mv.run_link == "http://ci/1"
     assert store.get_model_version("m", 2) == mv
     store.delete_model_version("m", 3)
     with pytest.raises(ResourceDoesNotExist, match="version=3"):
         store.get_model_version("m", 3)
-    assert store.create_model_version("m", f"runs:/{run.info.run_id}/model").version == "4"
+    assert store.create_model_version("m", f"runs:/{run.info.run_id}/model").version == 4
     with pytest.raises(ResourceDoesNotExist):
         store.create_model_version("no-such-model", f"runs:/{run.info.run_id}/model")
     with pytest.raises(InvalidParameterValue, match="integer"):
@@ -227,7 +227,7 @@ def test_sources_outside_the_run_are_refused(store, two_runs, tmp_path):
             store.create_model_version("m", source, run_id=run_id)
             pytest.fail(f"accepted {source!r} (run_id={run_id})")
     assert store.search_model_versions("name = 'm'") == []
-    assert store.create_model_version("m", f"runs:/{rid}/model", run_id=rid).version == "1"
+    assert store.create_model_version("m", f"runs:/{rid}/model", run_id=rid).version == 1
 
 
 def test_logged_model_sources_must_match_their_ids(store, two_runs):
@@ -257,12 +257,12 @@ def test_aliases(store):
         version_of(store, "m", run)
     store.set_registered_model_alias("m", "champion", 1)
     store.set_registered_model_alias("m", "challenger", "2")
-    assert store.get_model_version_by_alias("m", "champion").version == "1"
+    assert store.get_model_version_by_alias("m", "champion").version == 1
     store.set_registered_model_alias("m", "champion", 3)  # moving an alias
     mv = store.get_model_version_by_alias("m", "champion")
-    assert mv.version == "3" and mv.aliases == ["champion"]
+    assert mv.version == 3 and mv.aliases == ["champion"]
     assert store.get_registered_model("m").aliases == {"challenger": "2", "champion": "3"}
-    assert store.get_model_version_by_alias("m", "latest").version == "3"
+    assert store.get_model_version_by_alias("m", "latest").version == 3
     store.delete_registered_model_alias("m", "challenger")
     store.delete_registered_model_alias("m", "challenger")
     with pytest.raises(InvalidParameterValue) as missing:  # as MLflow: INVALID_PARAMETER_VALUE
@@ -293,10 +293,10 @@ def test_stages_and_latest_versions(store):
     store.transition_model_version_stage("m", 3, "Production", archive_existing_versions=True)
     assert store.get_model_version("m", 1).current_stage == "Archived"
     latest = {mv.current_stage: mv.version for mv in store.get_latest_versions("m")}
-    assert latest == {"Archived": "1", "Staging": "2", "Production": "3", "None": "4"}
-    assert [mv.version for mv in store.get_latest_versions("m", ["Production"])] == ["3"]
-    assert [mv.version for mv in store.get_latest_versions("m", ["staging", "None"])] == ["2", "4"]
-    assert {mv.version for mv in store.get_registered_model("m").latest_versions} == {"1", "2", "3", "4"}
+    assert latest == {"Archived": 1, "Staging": 2, "Production": 3, "None": 4}
+    assert [mv.version for mv in store.get_latest_versions("m", ["Production"])] == [3]
+    assert [mv.version for mv in store.get_latest_versions("m", ["staging", "None"])] == [2, 4]
+    assert {mv.version for mv in store.get_registered_model("m").latest_versions} == {1, 2, 3, 4}
     with pytest.raises(InvalidParameterValue, match="stage"):
         store.transition_model_version_stage("m", 1, "Prod")
     with pytest.raises(InvalidParameterValue):
@@ -353,22 +353,22 @@ def test_search_model_versions(store):
     def found(filter_string=None, **kw):
         return [(mv.name, mv.version) for mv in store.search_model_versions(filter_string, **kw)]
 
-    assert sorted(found()) == [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1")]
-    assert found("name = 'a'", order_by=["version_number ASC"]) == [("a", "1"), ("a", "2"), ("a", "3")]
-    assert found("name = 'a' AND version_number >= 2", order_by=["version_number DESC"]) == [("a", "3"), ("a", "2")]
-    assert found(f"run_id = '{run2.info.run_id}'") == [("b", "1")]
+    assert sorted(found()) == [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
+    assert found("name = 'a'", order_by=["version_number ASC"]) == [("a", 1), ("a", 2), ("a", 3)]
+    assert found("name = 'a' AND version_number >= 2", order_by=["version_number DESC"]) == [("a", 3), ("a", 2)]
+    assert found(f"run_id = '{run2.info.run_id}'") == [("b", 1)]
     assert sorted(found(f"run_id IN ('{run1.info.run_id}', '{run2.info.run_id}')")) == \
-        [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1")]
-    assert found("source_path LIKE '%/other'") == [("b", "1")]
-    assert sorted(found("tags.k LIKE '%'")) == [("a", "2"), ("b", "1")]
-    assert found("tags.k = 'w'") == [("a", "2")]
-    assert found("name = 'a'", order_by=["name", "version_number DESC"]) == [("a", "3"), ("a", "2"), ("a", "1")]
+        [("a", 1), ("a", 2), ("a", 3), ("b", 1)]
+    assert found("source_path LIKE '%/other'") == [("b", 1)]
+    assert sorted(found("tags.k LIKE '%'")) == [("a", 2), ("b", 1)]
+    assert found("tags.k = 'w'") == [("a", 2)]
+    assert found("name = 'a'", order_by=["name", "version_number DESC"]) == [("a", 3), ("a", 2), ("a", 1)]
     best = store.search_model_versions("name = 'a' AND version_number = 2")[0]
     assert best.aliases == ["best"] and best.tags == {"k": "w"}
     page = store.search_model_versions("name = 'a'", max_results=2, order_by=["version_number"])
     rest = store.search_model_versions("name = 'a'", max_results=2, order_by=["version_number"],
                                        page_token=page.token)
-    assert [mv.version for mv in page + rest] == ["1", "2", "3"] and rest.token is None
+    assert [mv.version for mv in page + rest] == [1, 2, 3] and rest.token is None
     with pytest.raises(InvalidParameterValue):
         store.search_model_versions("version_number = 1.5")
     with pytest.raises(InvalidParameterValue):
@@ -416,5 +416,5 @@ def test_a_0001_database_upgrades_to_the_registry(backend, tmp_path, request):
             names = set(conn.execute(text("SELECT stxname FROM pg_statistic_ext")).scalars())
         assert {f"{t}_key_value_stats" for t in ("params", "tags", "latest_metrics")} <= names
     store.create_registered_model("after-upgrade")
-    assert version_of(store, "after-upgrade").version == "1"
+    assert version_of(store, "after-upgrade").version == 1
     engine.dispose()

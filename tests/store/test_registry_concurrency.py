@@ -25,7 +25,7 @@ WORKER = textwrap.dedent("""
     except ResourceAlreadyExists:
         pass
     got = [client.create_model_version("shared", f"runs:/{run_id}/model", run_id=run_id).version for _ in range(n)]
-    print(" ".join(got))
+    print(" ".join(str(v) for v in got))
 """)
 
 

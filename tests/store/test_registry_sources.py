@@ -99,7 +99,7 @@ def test_a_symlink_out_of_the_run_artifacts_is_refused(store, local_exp, tmp_pat
     assert local_path("run_id") in refused(store, f"{root}/link/model", run_id=run.info.run_id)
     os.makedirs(os.path.join(root, "real"))
     os.symlink(os.path.join(root, "real"), os.path.join(root, "inner"))  # staying inside is fine
-    assert store.create_model_version("m", f"{root}/inner/model", run_id=run.info.run_id).version == "1"
+    assert store.create_model_version("m", f"{root}/inner/model", run_id=run.info.run_id).version == 1
 
 
 def test_relative_references_in_other_sources_are_refused_with_mlflows_words(store):
@@ -123,7 +123,7 @@ def test_a_registered_version_is_a_source(store):
     store.set_registered_model_alias("src", "champion", 1)
     store.create_registered_model("dst")
     copy = store.create_model_version("dst", "models:/src/1", run_id=rid, tags={"t": "1"}, description="d")
-    assert (copy.version, copy.source, copy.run_id, copy.tags, copy.model_id) == ("1", "models:/src/1", rid,
+    assert (copy.version, copy.source, copy.run_id, copy.tags, copy.model_id) == (1, "models:/src/1", rid,
                                                                                  {"t": "1"}, None)
     assert store.get_model_version_download_uri("dst", 1) == store.get_model_version_download_uri("src", 1)
     assert store.create_model_version("dst", "models:/src@champion").source == "models:/src/1"
@@ -131,7 +131,7 @@ def test_a_registered_version_is_a_source(store):
     assert (by_latest.source, by_latest.run_id) == ("models:/src/2", rid)  # the run comes with the version
     store.transition_model_version_stage("src", 1, "Staging")
     assert store.create_model_version("dst", "models:/src/staging").source == "models:/src/1"
-    assert src.version == "1"
+    assert src.version == 1
 
 
 def test_a_registered_source_must_exist_and_match_the_ids_given(store):
@@ -168,10 +168,10 @@ def test_client_copy_model_version(store_uri):
     src = client.create_model_version("src", f"models:/{lm.model_id}", run_id=run.info.run_id, tags={"k": "v"},
                                       run_link="http://x", description="first", model_id=lm.model_id)
     copy = client.copy_model_version("models:/src/1", "dst")  # "dst" is created
-    assert (copy.name, copy.version, copy.source) == ("dst", "1", "models:/src/1")
+    assert (copy.name, copy.version, copy.source) == ("dst", 1, "models:/src/1")
     assert (copy.run_id, copy.model_id, copy.tags, copy.run_link, copy.description) == (
         src.run_id, lm.model_id, {"k": "v"}, "http://x", "first")
-    assert client.copy_model_version("models:/src/latest", "dst").version == "2"
+    assert client.copy_model_version("models:/src/latest", "dst").version == 2
     assert client.get_model_version_download_uri("dst", 2) == lm.artifact_location
     recorded = json.loads(client.get_logged_model(lm.model_id).tags["mlflow.modelVersions"])
     assert recorded == [{"name": "src", "version": "1"}, {"name": "dst", "version": "1"},

@@ -346,7 +346,7 @@ def test_registered_model_name_registers_each_trained_model():
     dense_model().fit(x, y, epochs=1, verbose=0)
     versions = mltrail.MlflowClient().search_model_versions("name='clf'")
     runs = {r.info.run_id for r in mltrail.search_runs(output_format="list")}
-    assert sorted(v.version for v in versions) == ["1", "2"] and {v.run_id for v in versions} == runs
+    assert sorted(v.version for v in versions) == [1, 2] and {v.run_id for v in versions} == runs
 
 
 def test_checkpoint_of_the_last_epoch_survives_early_stopping_restoring_an_earlier_one():

@@ -290,28 +290,26 @@ def test_log_model_in_a_run(fm, models, tracking):
     assert [m.model_id for m in found] == [info.model_id]
 
 
-def test_log_model_outside_a_run_and_through_the_keras_alias(models, tracking):
-    import mltrail.keras as mk
+def test_log_model_outside_a_run(models, tracking):
     import mltrail.tensorflow as mtf
 
-    assert mk.log_model is mtf.log_model and mk.load_model is mtf.load_model
-    info = mk.log_model(models["sequential"], name="free", keras_model_kwargs={"save_format": "h5"})
-    assert info.run_id is None
+    info = mtf.log_model(models["sequential"], name="free", keras_model_kwargs={"save_format": "h5"})
+    assert info.run_id is None and info.flavors["tensorflow"]["save_format"] == "h5"
     logged = mltrail.get_logged_model(info.model_id)
     assert logged.source_run_id is None and logged.status == "READY"
-    assert mk.load_model(info.model_uri) is not None
+    assert mtf.load_model(info.model_uri) is not None
 
 
 def test_artifact_path_still_works_with_a_deprecation_warning(models, tracking):
-    import mltrail.keras as mk
+    import mltrail.tensorflow as mtf
 
     with mltrail.start_run() as run:
         with pytest.warns(FutureWarning, match="artifact_path"):
-            info = mk.log_model(models["sequential"], artifact_path="keras_model")
+            info = mtf.log_model(models["sequential"], artifact_path="keras_model")
         with pytest.raises(InvalidParameterValue, match="Both `name`"):
-            mk.log_model(models["sequential"], name="a", artifact_path="b")
+            mtf.log_model(models["sequential"], name="a", artifact_path="b")
     assert mltrail.get_logged_model(info.model_id).name == "keras_model"
-    assert mk.load_model(f"runs:/{run.info.run_id}/keras_model") is not None
+    assert mtf.load_model(f"runs:/{run.info.run_id}/keras_model") is not None
 
 
 def test_failed_save_marks_the_logged_model_failed(tracking):

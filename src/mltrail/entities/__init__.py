@@ -20,25 +20,44 @@ from mltrail.entities.model_registry import (
 
 
 class RunStatus:
+    """A run's status. The constants are the status names (what `run.info.status` holds, in MLflow too);
+    MLflow's proto numbers (RUNNING=1 ... KILLED=5) are accepted wherever a status is read."""
+
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     KILLED = "KILLED"
-    ALL = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+    ALL = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")  # in the proto's order: ALL[n - 1]
     TERMINATED = ("FINISHED", "FAILED", "KILLED")
 
     @staticmethod
-    def is_terminated(status: str) -> bool:
-        return status in RunStatus.TERMINATED
+    def to_string(status: int | str) -> str:
+        """The status name for MLflow's number (3 -> "FINISHED") or for a name."""
+        if isinstance(status, int) and not isinstance(status, bool) and 1 <= status <= len(RunStatus.ALL):
+            return RunStatus.ALL[status - 1]
+        if isinstance(status, str) and status in RunStatus.ALL:
+            return status
+        raise Exception(  # MLflow raises a bare Exception here
+            f"Could not get string corresponding to run status {status}. Valid run statuses: "
+            f"{list(range(1, len(RunStatus.ALL) + 1))}")
 
     @staticmethod
-    def to_string(status: str) -> str:
-        return status
+    def from_string(status_str: str) -> str:
+        """Validate a status name and return it (the constant code compares `run.info.status` with)."""
+        if status_str not in RunStatus.ALL:
+            raise Exception(  # as MLflow does
+                f"Could not get run status corresponding to string {status_str}. Valid run status strings: "
+                f"{list(RunStatus.ALL)}")
+        return status_str
 
     @staticmethod
-    def from_string(status: str) -> str:
-        return status
+    def is_terminated(status: int | str) -> bool:
+        return RunStatus.to_string(status) in RunStatus.TERMINATED
+
+    @staticmethod
+    def all_status() -> list[str]:
+        return list(RunStatus.ALL)
 
 
 class LifecycleStage:
@@ -73,9 +92,26 @@ class ViewType:
             f"Invalid run_view_type {value!r}: expected ACTIVE_ONLY, DELETED_ONLY or ALL (1, 2, 3)."
         )
 
+    _LOWER = {1: "active_only", 2: "deleted_only", 3: "all"}
+
     @classmethod
-    def to_string(cls, value: int) -> str:
-        return {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}[value]
+    def from_string(cls, view_str: str) -> int:
+        """MLflow's lower-case names: "active_only" -> 1, "deleted_only" -> 2, "all" -> 3."""
+        for number, name in cls._LOWER.items():
+            if view_str == name:
+                return number
+        raise Exception(  # MLflow raises a bare Exception here
+            f"Could not get valid view type corresponding to string {view_str}. Valid view types are "
+            f"{list(cls._LOWER.values())}")
+
+    @classmethod
+    def to_string(cls, view_type: int) -> str:
+        """MLflow's lower-case name for a view type: 1 -> "active_only"."""
+        if view_type not in cls._LOWER:
+            raise Exception(  # MLflow raises a bare Exception here
+                f"Could not get valid view type corresponding to string {view_type}. Valid view types are "
+                f"{list(cls._LOWER)}")
+        return cls._LOWER[view_type]
 
 
 class SourceType:
@@ -113,6 +149,12 @@ class Metric(NamedTuple):
         if self.model_id:
             d["model_id"] = self.model_id
         return d
+
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's plain-dict view (every field, the value as a float)."""
+        return {"key": self.key, "value": self.value, "timestamp": self.timestamp, "step": self.step,
+                "model_id": self.model_id, "dataset_name": self.dataset_name,
+                "dataset_digest": self.dataset_digest, "run_id": self.run_id}
 
 
 @dataclass(frozen=True)
@@ -169,6 +211,12 @@ class RunInfo:
             d["end_time"] = self.end_time
         return d
 
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's `dict(run.info)`: every property, `end_time` None while the run is open."""
+        return {"artifact_uri": self.artifact_uri, "end_time": self.end_time, "experiment_id": self.experiment_id,
+                "lifecycle_stage": self.lifecycle_stage, "run_id": self.run_id, "run_name": self.run_name,
+                "start_time": self.start_time, "status": self.status, "user_id": self.user_id}
+
 
 @dataclass
 class RunData:
@@ -184,6 +232,10 @@ class RunData:
             "params": [{"key": k, "value": v} for k, v in self.params.items()],
             "tags": [{"key": k, "value": v} for k, v in self.tags.items()],
         }
+
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's plain-dict view: `{"metrics": {key: latest value}, "params": {...}, "tags": {...}}`."""
+        return {"metrics": dict(self.metrics), "params": dict(self.params), "tags": dict(self.tags)}
 
 
 @dataclass(frozen=True)
@@ -233,6 +285,10 @@ class RunInputs:
         return {"dataset_inputs": [d.to_dict() for d in self.dataset_inputs],
                 "model_inputs": [{"model_id": m.model_id} for m in self.model_inputs]}
 
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's plain-dict view (the model inputs as entities, the datasets as dicts)."""
+        return {"model_inputs": list(self.model_inputs), "dataset_inputs": [d.to_dict() for d in self.dataset_inputs]}
+
 
 @dataclass
 class RunOutputs:
@@ -240,6 +296,9 @@ class RunOutputs:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_outputs": [{"model_id": m.model_id, "step": m.step} for m in self.model_outputs]}
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return self.to_dict()
 
 
 @dataclass
@@ -252,6 +311,11 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         return {"info": self.info.to_dict(), "data": self.data.to_dict(),
                 "inputs": self.inputs.to_dict(), "outputs": self.outputs.to_dict()}
+
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's plain-dict view: info and data as dicts of values, not REST JSON."""
+        return {"info": self.info.to_dictionary(), "data": self.data.to_dictionary(),
+                "inputs": self.inputs.to_dictionary(), "outputs": self.outputs.to_dictionary()}
 
 
 @dataclass
@@ -312,6 +376,15 @@ class LoggedModel:
     @property
     def model_uri(self) -> str:
         return f"models:/{self.model_id}"
+
+    def to_dictionary(self) -> dict[str, Any]:
+        """MLflow's plain-dict view; `status` as MLflow's number (PENDING=1, READY=2, FAILED=3)."""
+        return {"artifact_location": self.artifact_location, "creation_timestamp": self.creation_timestamp,
+                "experiment_id": self.experiment_id, "last_updated_timestamp": self.last_updated_timestamp,
+                "metrics": list(self.metrics) or None, "model_id": self.model_id, "model_type": self.model_type,
+                "name": self.name, "params": dict(self.params), "source_run_id": self.source_run_id,
+                "status": LoggedModelStatus.ALL.index(self.status) + 1 if self.status in LoggedModelStatus.ALL
+                else 0, "status_message": self.status_message, "tags": dict(self.tags)}
 
     def to_dict(self) -> dict[str, Any]:
         info = {

@@ -34,6 +34,17 @@ class ModelVersionStatus:
     READY = "READY"
 
 
+def _version_number(version: Any) -> int:
+    """A model version's number from an int or its text ("3"); anything else is refused by name."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version
+    if isinstance(version, str) and version.strip().isdigit():
+        return int(version)
+    from mltrail.errors import InvalidParameterValue
+
+    raise InvalidParameterValue(f"Model version must be an integer, got {version!r}.")
+
+
 def _kv_json(d: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in d.items()]
 
@@ -44,10 +55,11 @@ def _kv_from_json(items: Any) -> dict[str, str]:
 
 @dataclass
 class ModelVersion:
-    """One version of a registered model. `version` is a string, as in MLflow's REST API (`int(mv.version)`)."""
+    """One version of a registered model. `version` is an int, as MLflow's SQL store returns it; the REST
+    JSON (`to_dict`) carries it as a string, as MLflow's protocol does."""
 
     name: str
-    version: str
+    version: int
     creation_timestamp: int | None = None
     last_updated_timestamp: int | None = None
     description: str | None = None
@@ -63,12 +75,13 @@ class ModelVersion:
     model_id: str | None = None
 
     def __post_init__(self) -> None:
-        self.version = str(self.version)
+        # stores and JSON hand the number over as text ("3"); MLflow's entity holds the int
+        self.version = _version_number(self.version)
 
     def to_dict(self) -> dict[str, Any]:
         """MLflow's REST JSON for a ModelVersion (unset fields left out)."""
         d: dict[str, Any] = {
-            "name": self.name, "version": self.version, "creation_timestamp": self.creation_timestamp,
+            "name": self.name, "version": str(self.version), "creation_timestamp": self.creation_timestamp,
             "last_updated_timestamp": self.last_updated_timestamp, "user_id": self.user_id,
             "current_stage": self.current_stage, "description": self.description, "source": self.source,
             "run_id": self.run_id, "status": self.status, "status_message": self.status_message,
@@ -84,7 +97,7 @@ class ModelVersion:
             return int(value) if value not in (None, "") else None
 
         return cls(
-            name=d.get("name", ""), version=str(d.get("version", "")), creation_timestamp=ts("creation_timestamp"),
+            name=d.get("name", ""), version=d.get("version", 0), creation_timestamp=ts("creation_timestamp"),
             last_updated_timestamp=ts("last_updated_timestamp"), description=d.get("description") or None,
             user_id=d.get("user_id") or None, current_stage=d.get("current_stage") or "None",
             source=d.get("source") or None, run_id=d.get("run_id") or None,

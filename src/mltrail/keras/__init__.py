@@ -1,31 +1,60 @@
-"""`mltrail.keras`: the same functions as `mltrail.tensorflow` (MLflow's `mlflow.keras` alias).
+"""`mltrail.keras`: MLflow 3's `keras` flavor for Keras 3 models (MLflow's `mlflow.keras`).
 
-Models logged through either module are identical (their pyfunc loader is `mltrail.tensorflow`).
-Every name here is `mltrail.tensorflow`'s own object, looked up there on first use, so the names
-are listed once (in `mltrail.tensorflow`) and autolog and the callbacks load TensorFlow only when used.
+`save_model`, `log_model` and `load_model` write and read the `keras` flavor as MLflow 3 lays it
+out (see `mltrail.keras.save`); `load_model` and `mltrail.pyfunc` also read models saved with the
+`tensorflow` flavor. `autolog` and the callbacks are the Keras autologging shared with
+`mltrail.tensorflow`, loaded on first use: importing this module does not import TensorFlow.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-import mltrail.tensorflow as _tensorflow
+from mltrail.keras.load import _load_pyfunc as _load_pyfunc  # the loader mltrail.pyfunc calls
+from mltrail.keras.load import load_model
+from mltrail.keras.save import (
+    FLAVOR_NAME,
+    get_default_conda_env,
+    get_default_pip_requirements,
+    log_model,
+    save_model,
+)
 
-if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` below hands the names out
-    from mltrail.tensorflow import *  # noqa: F403
+if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` below hands these out
+    from mltrail.tensorflow import AutologWarning as AutologWarning
+    from mltrail.tensorflow import MlflowCallback as MlflowCallback
+    from mltrail.tensorflow import MlflowModelCheckpointCallback as MlflowModelCheckpointCallback
+    from mltrail.tensorflow import MltrailCallback as MltrailCallback
+    from mltrail.tensorflow import load_checkpoint as load_checkpoint
 
-__all__ = list(_tensorflow.__all__)
-# besides __all__: MLflow's other callback names, and the loader protocol's function
-_ALSO = ("MltrailCallback", "MlflowModelCheckpointCallback", "load_checkpoint", "AutologWarning", "_load_pyfunc")
+    MLflowCallback = MlflowCallback
+
+__all__ = [
+    "FLAVOR_NAME", "MLflowCallback", "MlflowCallback", "autolog", "get_default_conda_env",
+    "get_default_pip_requirements", "load_model", "log_model", "save_model",
+]
+
+# name -> the name in mltrail.tensorflow (the shared Keras autologging); `MLflowCallback` is MLflow's old spelling
+_FROM_TENSORFLOW = {"MlflowCallback": "MlflowCallback", "MLflowCallback": "MlflowCallback",
+                    "MltrailCallback": "MltrailCallback",
+                    "MlflowModelCheckpointCallback": "MlflowModelCheckpointCallback",
+                    "load_checkpoint": "load_checkpoint", "AutologWarning": "AutologWarning"}
+
+
+def autolog(*args: Any, **kwargs: Any) -> Any:
+    """Log every Keras `fit` automatically; the arguments are those of `mltrail.tensorflow.autolog`."""
+    return importlib.import_module("mltrail.tensorflow").autolog(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__ or name in _ALSO:
-        value = getattr(_tensorflow, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mltrail.keras' has no attribute {name!r}")
+    source = _FROM_TENSORFLOW.get(name)
+    if source is None:
+        raise AttributeError(f"module 'mltrail.keras' has no attribute {name!r}")
+    value = getattr(importlib.import_module("mltrail.tensorflow"), source)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *_FROM_TENSORFLOW})

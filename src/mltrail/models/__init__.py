@@ -5,7 +5,27 @@ Importing this package is light: numpy, pandas and TensorFlow load only when a f
 
 from __future__ import annotations
 
+from mltrail.models.input_example import ModelInputExample, convert_input_example_to_serving_input
 from mltrail.models.mlmodel import MLMODEL_FILE_NAME, Model, ModelInfo, get_model_info
+from mltrail.models.model_code import set_model
+from mltrail.models.requirements_update import update_model_requirements
+from mltrail.models.serving_input import validate_serving_input
+from mltrail.models.set_signature import set_signature
 from mltrail.models.signature import ModelSignature, infer_signature
 
-__all__ = ["MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature"]
+# Model evaluation (mltrail.models.evaluation) loads pandas: its names resolve on first use.
+_EVALUATION_NAMES = ("EvaluationArtifact", "EvaluationMetric", "EvaluationResult", "evaluate", "list_evaluators",
+                     "make_metric")
+
+
+def __getattr__(name: str) -> object:
+    if name in _EVALUATION_NAMES:
+        from mltrail.models import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'mltrail.models' has no attribute {name!r}")
+
+
+__all__ = [*_EVALUATION_NAMES, "MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature",
+           "convert_input_example_to_serving_input", "set_signature", "set_model", "validate_serving_input", "ModelInputExample",
+           "update_model_requirements"]

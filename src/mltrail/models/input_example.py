@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.models.signature import is_dataframe, is_series, to_numpy
+
+# What `input_example=` takes (MLflow's `mlflow.models.ModelInputExample`); a `(data, params)` tuple adds
+# inference params. Forward references, so that naming the type loads neither pandas nor numpy.
+ModelInputExample: TypeAlias = Union["pd.DataFrame", "np.ndarray", dict[str, Any], list[Any], str, bytes,
+                                     tuple[Any, dict[str, Any]]]
 
 INPUT_EXAMPLE_FILE = "input_example.json"
 SERVING_INPUT_FILE = "serving_input_example.json"
@@ -33,11 +42,21 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def split_params(example: Any) -> tuple[Any, dict[str, Any] | None]:
+    """MLflow's `(data, params)` form of an input example as its two parts (params None when absent)."""
+    if isinstance(example, tuple) and len(example) == 2 and isinstance(example[1], dict):
+        return example[0], example[1]
+    return example, None
+
+
 def normalize_example(example: Any) -> Any:
-    """The example as a numpy array, a dict of arrays or a DataFrame (what the model will be given)."""
+    """The example's data as a numpy array, a dict of arrays or a DataFrame (what the model will be given).
+
+    Inference params of a `(data, params)` example are left out: `split_params` gives them.
+    """
     import numpy as np
 
-    example = to_numpy(example)
+    example = to_numpy(split_params(example)[0])
     if is_dataframe(example):
         return example
     if is_series(example):
@@ -63,8 +82,13 @@ def normalize_example(example: Any) -> Any:
         "pandas DataFrame, a list or a TensorFlow tensor.")
 
 
-def save_input_example(path: str, example: Any) -> dict[str, Any]:
-    """Write the example (and its serving request body) into the model directory; return the MLmodel info."""
+def _encode(example: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(input_example.json content, scoring request body, MLmodel info) of an example.
+
+    With params (`(data, params)`), both files get a "params" field and the data goes under
+    "inputs", and the MLmodel info says `params: 'true'`, as MLflow writes them.
+    """
+    params = split_params(example)[1]
     example = normalize_example(example)
     if is_dataframe(example):
         split = example.to_dict(orient="split")
@@ -79,6 +103,24 @@ def save_input_example(path: str, example: Any) -> dict[str, Any]:
             payload = {"inputs": _jsonable(example)}
         serving = payload
         info = {"artifact_path": INPUT_EXAMPLE_FILE, "type": "ndarray", "format": "tf-serving"}
+    if params is not None:
+        data = payload if "dataframe_split" in serving else payload["inputs"]
+        payload = {"inputs": data, "params": params}
+        serving = {**serving, "params": params}
+        info["params"] = "true"
+    return payload, serving, info
+
+
+def convert_input_example_to_serving_input(input_example: Any) -> str | None:
+    """The scoring-server request body (a JSON string) that carries `input_example`; None for None."""
+    if input_example is None:
+        return None
+    return json.dumps(_encode(input_example)[1], indent=2)
+
+
+def save_input_example(path: str, example: Any) -> dict[str, Any]:
+    """Write the example (and its serving request body) into the model directory; return the MLmodel info."""
+    payload, serving, info = _encode(example)
     with open(os.path.join(path, INPUT_EXAMPLE_FILE), "w", encoding="utf-8") as fh:
         json.dump(payload, fh)
     with open(os.path.join(path, SERVING_INPUT_FILE), "w", encoding="utf-8") as fh:
@@ -94,6 +136,8 @@ def load_input_example(path: str, info: dict[str, Any]) -> Any:
     file = os.path.join(path, info.get("artifact_path", INPUT_EXAMPLE_FILE))
     with open(file, encoding="utf-8") as fh:
         payload = json.load(fh)
+    if info.get("params"):
+        payload = payload["inputs"] if info.get("type") == "dataframe" else {"inputs": payload["inputs"]}
     if info.get("type") == "dataframe":
         import pandas as pd
 
@@ -102,3 +146,12 @@ def load_input_example(path: str, info: dict[str, Any]) -> Any:
     if isinstance(inputs, dict):
         return {k: np.asarray(v) for k, v in inputs.items()}
     return np.asarray(inputs)
+
+
+def load_input_example_params(path: str, info: dict[str, Any]) -> dict[str, Any] | None:
+    """The params saved with a `(data, params)` example; None when it had none."""
+    if not info.get("params"):
+        return None
+    with open(os.path.join(path, info.get("artifact_path", INPUT_EXAMPLE_FILE)), encoding="utf-8") as fh:
+        params: dict[str, Any] | None = json.load(fh).get("params")
+    return params

@@ -9,24 +9,33 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import logging
 import os
 import platform
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any, Protocol
 
-from mltrail.errors import InvalidParameterValue, MltrailWarning
+from mltrail.errors import InvalidParameterValue, MltrailException, MltrailWarning
 from mltrail.models.enforce import enforce_params, enforce_schema
 from mltrail.models.mlmodel import Model
 
 FLAVOR_NAME = "python_function"
 MAIN = "loader_module"
+CODE = "code"
+MODEL_CONFIG = "config"
 
 # loader_module written in MLmodel files -> the module of ours that loads it
 _LOADERS: dict[str, str] = {
     "mltrail.tensorflow": "mltrail.tensorflow",
-    "mltrail.keras": "mltrail.tensorflow",
+    "mltrail.keras": "mltrail.keras",
     "mlflow.tensorflow": "mltrail.tensorflow",
-    "mlflow.keras": "mltrail.tensorflow",
+    "mlflow.keras": "mltrail.keras",
+    # custom Python models (mltrail.pyfunc): a pickled PythonModel, and a model from code
+    "mlflow.pyfunc.model": "mltrail.pyfunc.loader",
+    "mlflow.pyfunc.loaders.code_model": "mltrail.pyfunc.loader",
 }
 
 __all__ = ["FLAVOR_NAME", "PyFuncImplementation", "PyFuncModel", "allowed_loader_modules", "load_model", "register_loader_module"]
@@ -49,14 +58,17 @@ def register_loader_module(loader_module: str, implementation: str | None = None
     _LOADERS[loader_module] = impl
 
 
+_log = logging.getLogger(__name__)
+
+
 class PyFuncImplementation(Protocol):
-    """What a flavor's `_load_pyfunc(path, model_meta)` returns: the model behind a `PyFuncModel`."""
+    """What a flavor's `_load_pyfunc(path, model_meta)` returns: the model behind a `PyFuncModel`.
+
+    It may also have `get_raw_model()` (the framework's own model), `predict_stream(data, params)`
+    and a `python_model` attribute (the user's object, for `unwrap_python_model`).
+    """
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any: ...
-
-    def get_raw_model(self) -> Any:
-        """The framework's own model object."""
-        ...
 
 
 class PyFuncModel:
@@ -74,6 +86,7 @@ class PyFuncModel:
             self._takes_params = False
         self._input_schema = model_meta.get_input_schema()
         self._params_schema = model_meta.get_params_schema()
+        self.input_example: Any = None
 
     @property
     def metadata(self) -> Model:
@@ -86,7 +99,14 @@ class PyFuncModel:
 
     @property
     def loader_module(self) -> str | None:
+        """The `loader_module` the MLmodel names (MLflow's name for the flavor's loader)."""
         return self._loader_module
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """The `model_config` saved in the pyfunc flavor ({} when none)."""
+        conf = self._model_meta.flavors.get(FLAVOR_NAME) or {}
+        return dict(conf.get(MODEL_CONFIG) or {})
 
     @property
     def model_path(self) -> str | None:
@@ -102,15 +122,43 @@ class PyFuncModel:
         resolved = enforce_params(params, self._params_schema)
         if self._takes_params:
             return self._model_impl.predict(data, params=resolved)
+        if resolved:
+            _log.warning("The underlying model does not support passing additional parameters to the predict "
+                         "function. `params` %s will be ignored.", resolved)
         return self._model_impl.predict(data)
+
+    def predict_stream(self, data: Any, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """An iterator over the model's output for one input (models whose MLmodel says `streamable: true`).
+
+        Raises:
+            MltrailException: the model does not stream.
+        """
+        conf = self._model_meta.flavors.get(FLAVOR_NAME) or {}
+        stream = getattr(self._model_impl, "predict_stream", None)
+        if not conf.get("streamable") or not callable(stream):
+            raise MltrailException(
+                "This model does not support predict_stream method: its MLmodel does not say `streamable: true` "
+                f"(loader {self._loader_module!r}).")
+        data = enforce_schema(data, self._input_schema) if self._input_schema is not None else data
+        resolved = enforce_params(params, self._params_schema)
+        return iter(stream(data, params=resolved))
 
     def get_raw_model(self) -> Any:
         """The framework's own model object (a Keras model, or a loaded SavedModel)."""
-        return self._model_impl.get_raw_model()
+        raw = getattr(self._model_impl, "get_raw_model", None)
+        if not callable(raw):
+            raise NotImplementedError("`get_raw_model` is not implemented by the underlying model")
+        return raw()
 
     def unwrap_python_model(self) -> Any:
-        """The object behind this pyfunc (for a TensorFlow model, the Keras model or SavedModel)."""
-        return self.get_raw_model()
+        """The user's object behind this pyfunc: the `PythonModel` of a custom model, else the raw model."""
+        python_model = getattr(self._model_impl, "python_model", None)
+        if python_model is not None:
+            return python_model
+        try:
+            return self.get_raw_model()
+        except NotImplementedError:
+            raise MltrailException("Unable to retrieve base model object from pyfunc.") from None
 
     def __repr__(self) -> str:
         return (f"mltrail.pyfunc.loaded_model:\n  model_id: {self.model_id}\n  run_id: {self._model_meta.run_id}\n"
@@ -126,15 +174,76 @@ def _check_python_version(conf: dict[str, Any], uri: str) -> None:
             "predict the same.", MltrailWarning, stacklevel=3)
 
 
+def _read_model_config(model_config: Any) -> dict[str, Any] | None:
+    """A load-time `model_config`: a dict, or the path of a YAML file holding one."""
+    if model_config is None or isinstance(model_config, dict):
+        return model_config
+    if isinstance(model_config, str | os.PathLike):
+        import yaml
+
+        path = os.path.abspath(os.fspath(model_config))
+        if not os.path.isfile(path):
+            raise InvalidParameterValue(
+                f"An invalid `model_config` file was passed. The provided `model_config` file '{path}' is not a "
+                "valid file path.")
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh)
+        if not isinstance(loaded, dict):
+            raise InvalidParameterValue(f"The `model_config` file '{path}' must hold a mapping.")
+        return loaded
+    raise InvalidParameterValue(
+        f"model_config must be a dict or a YAML file's path; received {type(model_config).__name__}.")
+
+
+def _effective_model_config(saved: Any, given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The saved config with overrides (`MLFLOW_PYFUNC_INFERENCE_CONFIG`, then `given`) for keys it already has."""
+    overrides: dict[str, Any] = {}
+    env = os.environ.get("MLFLOW_PYFUNC_INFERENCE_CONFIG")
+    if env:
+        try:
+            overrides.update(dict(json.loads(env)))
+        except (ValueError, TypeError) as e:
+            raise InvalidParameterValue(
+                f"MLFLOW_PYFUNC_INFERENCE_CONFIG must be a JSON object; received {env!r:.80} ({e}).") from None
+    overrides.update(given or {})
+    if not overrides:
+        return dict(saved) if isinstance(saved, dict) else None
+    if not isinstance(saved, dict) or not saved:
+        _log.warning("Argument(s) %s were ignored since the model's ``pyfunc`` flavor doesn't accept model "
+                     "configuration. Use ``model_config`` when logging the model to allow it.", ", ".join(overrides))
+        return None
+    ignored = sorted(set(overrides) - set(saved))
+    if ignored:
+        _log.warning("Argument(s) %s were ignored since they are not valid keys in the corresponding section of the "
+                     "``pyfunc`` flavor. Current allowed configuration includes %s", ", ".join(ignored),
+                     ", ".join(saved))
+    return {**saved, **{k: v for k, v in overrides.items() if k in saved}}
+
+
+def _add_code_to_sys_path(local: str, conf: dict[str, Any]) -> None:
+    """Put the model's `code/` directory (its `code_paths`) first on sys.path, as MLflow does."""
+    code = conf.get(CODE)
+    if code:
+        from mltrail._paths import resolve_under
+
+        path = resolve_under(local, str(code))
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = False, dst_path: str | None = None,
-               model_config: dict[str, Any] | None = None) -> PyFuncModel:
+               model_config: dict[str, Any] | str | os.PathLike[str] | None = None,
+               allow_pickle: bool = False) -> PyFuncModel:
     """Load any model URI (models:/, runs:/, a path, an artifact URI) as a PyFuncModel.
 
     Args:
         model_uri: where the model is (see `mltrail.uris`).
         suppress_warnings: don't warn about a Python version mismatch.
         dst_path: download the model here (default: used in place when local, else a temp dir).
-        model_config: accepted for MLflow compatibility; TensorFlow models take none.
+        model_config: overrides for the keys of the model's saved `model_config` (a dict or a YAML file's path);
+            custom Python models get the result as `context.model_config`.
+        allow_pickle: allow unpickling a custom model saved as a pickled instance; it also needs the
+            environment variable MLTRAIL_ALLOW_PICKLE=true (unpickling runs code from the model's files).
 
     Raises:
         InvalidParameterValue: the model has no python_function flavor or names a loader that is not
@@ -158,8 +267,22 @@ def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = Fals
             f"registered flavor (allowed: {', '.join(allowed_loader_modules())}). Nothing was imported.")
     if not suppress_warnings:
         _check_python_version(conf, uri)
+    _add_code_to_sys_path(local, conf)
     module = importlib.import_module(impl_name)
-    impl = module._load_pyfunc(local, meta)
-    if model_config:
+    load = module._load_pyfunc
+    accepted = inspect.signature(load).parameters
+    given = _read_model_config(model_config)
+    options: dict[str, Any] = {}
+    if "model_config" in accepted:
+        options["model_config"] = _effective_model_config(conf.get(MODEL_CONFIG), given)
+    elif given:
         warnings.warn(f"model_config is ignored by {impl_name} models.", MltrailWarning, stacklevel=2)
-    return PyFuncModel(meta, impl, local, str(loader))
+    if "allow_pickle" in accepted:
+        options["allow_pickle"] = allow_pickle
+    impl = load(local, meta, **options)
+    model = PyFuncModel(meta, impl, local, str(loader))
+    try:
+        model.input_example = meta.load_input_example(local)
+    except Exception as e:  # as MLflow: an unreadable example does not stop the model from loading
+        _log.debug("Failed to load the input example of %r: %s", uri, e)
+    return model

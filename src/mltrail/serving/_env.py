@@ -169,3 +169,34 @@ def exec_in_env(python: Path, args: list[str]) -> None:
         os.execv(str(python), argv)
     except OSError as e:
         raise MltrailException(f"Could not start {python}: {e}") from None
+
+
+def unsatisfied_requirements(model_dir: str) -> list[str]:
+    """The model's requirements this Python does not meet, each as `<requirement> (<what is installed>)`.
+
+    Requirements whose environment markers exclude this platform are skipped; pip options
+    (`-r`, `--index-url`, ...) cannot be checked without pip and are skipped too.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    problems = []
+    for line in read_requirements(model_dir):
+        if line.startswith("-"):
+            continue
+        try:
+            req = Requirement(line.split(" #", 1)[0].strip())
+        except InvalidRequirement as e:
+            problems.append(f"{line} (not a valid requirement: {e})")
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{line} (not installed)")
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            problems.append(f"{line} (installed: {installed})")
+    return problems

@@ -1,4 +1,5 @@
-"""`mltrail models`: serve, predict, export and generate-dockerfile, with MLflow's option names.
+"""`mltrail models`: serve, predict, prepare-env, update-pip-requirements, export and generate-dockerfile,
+with MLflow's option names.
 
 `serve` runs the scoring server on uvicorn (httptools + uvloop, no access log): in this process
 for one worker, else as N worker processes that each load the model once (settings through
@@ -48,7 +49,7 @@ def _reexec_in_env(local_model: str, command: str, args: list[str]) -> None:
 
 @click.group()
 def models() -> None:
-    """Serve models over HTTP, score files, export for TensorFlow Serving, write Dockerfiles."""
+    """Serve models over HTTP, score files, prepare environments, edit requirements, export, write Dockerfiles."""
 
 
 def _server_kwargs() -> dict[str, Any]:
@@ -192,6 +193,59 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
     else:
         sys.stdout.buffer.write(result + b"\n")
         sys.stdout.flush()
+
+
+@models.command("prepare-env")
+@click.option("--model-uri", "-m", required=True, help="models:/<id>, models:/<name>/<version>, runs:/..., a path.")
+@click.option("--env-manager", type=click.Choice(_ENV_MANAGERS), default="local", show_default=True,
+              help="local: check that this Python meets the model's requirements; virtualenv: build the "
+                   "cached environment `serve` and `predict` would use.")
+@click.option("--install-mlflow", is_flag=True, hidden=True, help="Accepted for MLflow compatibility (no effect).")
+def prepare_env(model_uri: str, env_manager: str, install_mlflow: bool) -> None:
+    """Prepare what serving or predicting the model needs, so that `serve` and `predict` start fast."""
+    from mltrail.serving._env import prepare_env as build_env
+    from mltrail.serving._env import read_requirements, unsatisfied_requirements
+
+    env_manager = _check_env_manager(env_manager)
+    local = _resolve(model_uri)
+    if env_manager == "virtualenv":
+        with cli_errors():
+            python = build_env(local)
+        click.echo(f"The model's environment is ready: {python}")
+        return
+    missing = unsatisfied_requirements(local)
+    if missing:
+        raise click.ClickException(
+            f"{len(missing)} requirement(s) of {model_uri} are not met by this Python ({sys.executable}):\n  "
+            + "\n  ".join(missing)
+            + "\nInstall them, or use --env-manager virtualenv to build an environment for the model.")
+    click.echo(f"All {len(read_requirements(local))} requirement(s) of {model_uri} are met by this Python "
+               f"({sys.executable}).")
+
+
+@models.command("update-pip-requirements")
+@click.option("--model-uri", "-m", required=True,
+              help="A local model, runs:/<run_id>/<path>, models:/<model_id> or an artifact URI (not the registry).")
+@click.option("--tracking-uri", envvar=["MLTRAIL_TRACKING_URI", "MLFLOW_TRACKING_URI"], default=None,
+              help="Tracking URI for runs:/ and models:/ URIs (default: the one in force).")
+@click.argument("operation", type=click.Choice(["add", "remove"]))
+@click.argument("requirement_strings", nargs=-1)
+def update_pip_requirements(model_uri: str, tracking_uri: str | None, operation: str,
+                            requirement_strings: tuple[str, ...]) -> None:
+    """Add or remove pip requirements in a model's requirements.txt, conda.yaml and python_env.yaml.
+
+    REQUIREMENT_STRINGS are pip specifiers, e.g. `add "pandas==2.2.2" scikit-learn`; adding replaces a
+    requirement of the same package, removing ignores version specifiers. Registered-model URIs
+    (models:/<name>/<version>) are refused: the registry's copies are read-only.
+    """
+    from mltrail.models.requirements_update import update_model_requirements
+    from mltrail.tracking_uri import set_tracking_uri
+
+    if tracking_uri:
+        set_tracking_uri(tracking_uri)
+    with cli_errors():
+        update_model_requirements(model_uri, "add" if operation == "add" else "remove", list(requirement_strings))
+    click.echo(f"Updated the requirements of {model_uri}: {operation} {' '.join(requirement_strings)}")
 
 
 @models.command("export")

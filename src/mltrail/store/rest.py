@@ -263,8 +263,12 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
                 self._check_key("metric", key)
             d: dict[str, Any] = {"key": key, "value": value if math.isfinite(value) else rj.json_number(value),
                                  "timestamp": ts, "step": step}
-            if m.model_id:
+            if m.model_id:  # a logged model's metric, maybe measured on a named dataset
                 d["model_id"] = m.model_id
+                if m.dataset_name:
+                    d["dataset_name"] = m.dataset_name
+                if m.dataset_digest:
+                    d["dataset_digest"] = m.dataset_digest
             mlist.append(d)
         if not params and not tags and batch_id is None:
             if mlist:
@@ -428,6 +432,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         return rj.logged_model_from_json(out["model"])
 
     def get_logged_model(self, model_id: str) -> LoggedModel:
+        self._drain()  # its metrics come through the logging queue
         return rj.logged_model_from_json(self.http.call("GET", self._model_path(model_id))["model"])
 
     def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
@@ -454,6 +459,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
     def search_logged_models(self, experiment_ids: Sequence[str] | None = None, filter_string: str | None = None,
                              max_results: int = 100, order_by: Sequence[str] | None = None,
                              page_token: str | None = None) -> PagedList[LoggedModel]:
+        self._drain()  # a filter or order on metrics sees the queued ones
         order = []
         for o in order_by or []:
             field, _, direction = str(o).strip().partition(" ")

@@ -90,6 +90,8 @@ class AsyncWriter:
         self._wake = threading.Event()
         self._closed = False
         self._metric_failures = 0
+        # the logged model the metrics belong to (MLflow's keras callback's `model_id`), if any
+        self.model_id: str | None = None
         self._known_params: dict[str, str] | None = None
         self._bad_keys: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="mltrail-autolog-writer", daemon=True)
@@ -151,6 +153,7 @@ class AsyncWriter:
     def _write_metrics(self) -> None:
         from mltrail.entities import Metric
 
+        model_id = self.model_id
         while self._metrics:
             batch: list[Metric] = []
             while self._metrics and len(batch) < MAX_METRICS_PER_BATCH:
@@ -158,7 +161,7 @@ class AsyncWriter:
                 if key in self._bad_keys:
                     continue
                 try:
-                    batch.append(Metric(key, float(value), ts, int(step)))
+                    batch.append(Metric(key, float(value), ts, int(step), model_id))
                 except (TypeError, ValueError):
                     continue  # a non-numeric log entry (a string, a nested structure): not a metric
             if not batch or self._metric_failures >= MAX_CONSECUTIVE_METRIC_FAILURES:

@@ -15,10 +15,11 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 
-# fit() arguments logged as params, as MLflow logs them (x, y, callbacks, validation_data, verbose
-# and sample_weight are data or plumbing, not settings).
+# fit() arguments logged as params, as MLflow logs them: the value given (or fit's default), as text;
+# x, y, callbacks, validation_data and verbose are data or plumbing and are not logged (MLflow logs
+# `sample_weight` as text, which numpy shortens for long arrays, and so do we).
 FIT_PARAM_NAMES = ("batch_size", "epochs", "steps_per_epoch", "validation_steps", "validation_split", "shuffle",
-                   "initial_epoch", "class_weight", "validation_batch_size", "validation_freq")
+                   "initial_epoch", "class_weight", "sample_weight", "validation_batch_size", "validation_freq")
 
 # Rows taken from the training data for a signature or an input example.
 EXAMPLE_ROWS = 5
@@ -161,12 +162,11 @@ def _replace_first_dim(x: Any, n: int) -> str:
 
 
 def batch_size_of(fit_args: dict[str, Any]) -> int | None:
-    """The batch size fit uses: the argument, a batched dataset's, a PyDataset's first batch, or 32 for arrays."""
+    """The batch size as MLflow logs it: the argument, else a batched dataset's or a PyDataset's first
+    batch's (None for arrays given without one: fit's default applies)."""
     if fit_args.get("batch_size") is not None:
         return int(fit_args["batch_size"])
     x: Any = fit_args.get("x")
-    if _is_array_struct(x):
-        return 32  # Keras's default for arrays
     if _is_tf_dataset(x):
         return _tf_batch_size(x)
     if _is_py_dataset(x):
@@ -177,7 +177,8 @@ def batch_size_of(fit_args: dict[str, Any]) -> int | None:
 
 
 def fit_params(fit_args: dict[str, Any]) -> dict[str, Any]:
-    """fit()'s settings and the data's shapes, as params."""
+    """fit()'s settings as MLflow logs them (as given: `steps_per_epoch=None` stays None), plus the
+    data's sizes and shapes (`train_samples`, `train_shape`, ..., mltrail's own)."""
     params = {k: fit_args.get(k) for k in FIT_PARAM_NAMES if k in fit_args}
     try:
         params["batch_size"] = batch_size_of(fit_args)
@@ -190,35 +191,18 @@ def fit_params(fit_args: dict[str, Any]) -> dict[str, Any]:
         n_train, n_val = split_sizes(_first_dim(x) or 0, split)
         params.update(describe_data("train", x, y, samples=n_train))
         params.update(describe_data("validation", x, y, samples=n_val))
-        val_samples: Any = n_val
     else:
         params.update(describe_data("train", x, y))
         vx, vy = unpack_validation(val) if val is not None else (None, None)
         params.update(describe_data("validation", vx, vy))
-        val_samples = params.get("validation_samples")
-    # the step counts Keras will use, when the arguments leave them to it
-    bs = params.get("batch_size")
-    if params.get("steps_per_epoch") is None:
-        train_samples = params.get("train_samples")
-        if train_samples and bs:
-            params["steps_per_epoch"] = math.ceil(train_samples / bs)
-        elif params.get("train_batches") is not None:
-            params["steps_per_epoch"] = params["train_batches"]
-    if params.get("validation_steps") is None and (val is not None or split):
-        vbs = fit_args.get("validation_batch_size") or bs
-        if val_samples and vbs:
-            params["validation_steps"] = math.ceil(val_samples / vbs)
-        elif params.get("validation_batches") is not None:
-            params["validation_steps"] = params["validation_batches"]
     return params
 
 
 def optimizer_params(optimizer: Any) -> dict[str, Any]:
-    """`opt_<name>` for every entry of the optimizer's config (opt_name, opt_learning_rate, ...)."""
+    """The optimizer's config (name, learning_rate, ...); the callback prefixes the keys (`opt_`, `optimizer_`)."""
     if optimizer is None or not hasattr(optimizer, "get_config"):
         return {}
-    config = optimizer.get_config()
-    return {f"opt_{k}": v for k, v in config.items()}
+    return dict(optimizer.get_config())
 
 
 def param_counts(model: Any) -> dict[str, int]:

@@ -124,6 +124,37 @@ def autolog(log_models: bool = True, log_datasets: bool = True, disable: bool = 
         _tensorboard_note_given = False
 
 
+# The flavor names that `mltrail.autolog(exclude_flavors=...)` matches to the Keras autologging:
+# MLflow has one autolog per flavor, mltrail one for both.
+KERAS_FLAVORS = frozenset({"tensorflow", "keras"})
+# `mltrail.autolog`'s own arguments, never passed on
+_GLOBAL_ONLY = frozenset({"exclude_flavors"})
+
+
+def autolog_integrations(settings: dict[str, Any]) -> None:
+    """`mltrail.autolog(**settings)`: configure the Keras autologging with the arguments it takes.
+
+    MLflow's arguments this autolog lacks (`log_traces`: no tracing here) are ignored, named in one
+    debug line. `exclude_flavors` naming "tensorflow" or "keras" leaves Keras alone; so does a
+    process without TensorFlow or Keras installed.
+    """
+    excluded = {str(f) for f in settings.get("exclude_flavors") or ()}
+    if excluded & KERAS_FLAVORS:
+        _logger.debug("autolog: Keras autologging skipped: exclude_flavors=%s", sorted(excluded))
+        return
+    if importlib.util.find_spec("keras") is None and importlib.util.find_spec("tensorflow") is None:
+        _logger.debug("autolog: neither Keras nor TensorFlow is installed; nothing to autolog.")
+        return
+    import inspect
+
+    accepted = set(inspect.signature(autolog).parameters)
+    passed = {k: v for k, v in settings.items() if k in accepted}
+    ignored = sorted(k for k in settings if k not in accepted and k not in _GLOBAL_ONLY)
+    if ignored:
+        _logger.debug("autolog: arguments the Keras autologging does not take, ignored: %s", ", ".join(ignored))
+    autolog(**passed)
+
+
 def get_autolog_config() -> AutologConfig | None:
     """The settings in force, or None when autologging is off."""
     return _config

@@ -28,7 +28,8 @@ from mltrail.tensorflow._async_writer import AsyncWriter, AutologWarning, Failur
 
 _logger = logging.getLogger("mltrail.tensorflow")
 
-__all__ = ["AutologWarning", "MlflowCallback", "MlflowModelCheckpointCallback", "MltrailCallback", "load_checkpoint"]
+__all__ = ["AutologWarning", "KerasMlflowCallback", "MLflowCallback", "MlflowCallback", "MlflowModelCheckpointCallback",
+           "MltrailCallback", "load_checkpoint"]
 
 # run_id -> (next epoch step, next global step): where a later fit in the same run continues.
 _progress: OrderedDict[str, tuple[int, int]] = OrderedDict()
@@ -154,9 +155,14 @@ class MlflowCallback(_SessionCallback):
 
     # Our batch hook only appends to a queue, so Keras may call it from its worker threads.
     async_safe = True
+    # the optimizer's config is logged as `<prefix><key>`: mlflow.tensorflow's callback says "opt_"
+    optimizer_param_prefix = "opt_"
 
     def __init__(self, run: Any = None, log_every_epoch: bool = True, log_every_n_steps: int | None = None) -> None:
         super().__init__()
+        if isinstance(run, bool):  # MLflow's positional form, MlflowCallback(log_every_epoch, log_every_n_steps)
+            run, log_every_epoch, log_every_n_steps = None, run, (
+                log_every_epoch if not isinstance(log_every_epoch, bool) else log_every_n_steps)
         _fit_info.check_metric_settings(log_every_epoch, log_every_n_steps, "MlflowCallback would log nothing")
         self.run = run
         self.log_every_epoch = bool(log_every_epoch)
@@ -215,8 +221,8 @@ class MlflowCallback(_SessionCallback):
         params: dict[str, Any] = {}
         try:
             opt = _fit_info.optimizer_params(optimizer)
-            self._lr_schedule = isinstance(opt.get("opt_learning_rate"), dict)
-            params.update(opt)
+            self._lr_schedule = isinstance(opt.get("learning_rate"), dict)
+            params.update({self.optimizer_param_prefix + k: v for k, v in opt.items()})
         except Exception as e:  # noqa: BLE001
             _logger.debug("no optimizer params: %s", e)
         try:
@@ -306,6 +312,9 @@ class MlflowCallback(_SessionCallback):
                 self._lr_logged = True
         if not self.log_every_epoch:  # the batch metrics are logged per step; validation stays per epoch
             metrics = {k: v for k, v in metrics.items() if k.startswith("val_") or k == "learning_rate"}
+        # MLflow's callback also logs each validation result as `validation_<name>` (from on_test_end,
+        # at step 0); the same values here, at the epoch's step so that they make a curve
+        metrics.update({"validation_" + k[4:]: v for k, v in list(metrics.items()) if k.startswith("val_")})
         if metrics:
             self._writer.add_metric_dict(metrics, step)
             self._writer.wake()
@@ -313,8 +322,33 @@ class MlflowCallback(_SessionCallback):
         self._failures.emit()
 
 
-# mltrail's own name for the same callback
+# mltrail's own name for the same callback, and MLflow's older spelling
 MltrailCallback = MlflowCallback
+MLflowCallback = MlflowCallback
+
+
+class KerasMlflowCallback(MlflowCallback):
+    """`mlflow.keras.MlflowCallback`: the same callback with the keras flavor's names, the optimizer's
+    config as `optimizer_<key>`, and `model_id` for the logged model its metrics belong to.
+
+    Args:
+        log_every_epoch: log the epoch metrics (step = epoch).
+        log_every_n_steps: also log the batch metrics every N optimizer steps.
+        model_id: the logged model (`mltrail.initialize_logged_model(...).model_id`) to link metrics to.
+        run: the run to log to (None: the active run at train begin).
+    """
+
+    optimizer_param_prefix = "optimizer_"
+
+    def __init__(self, log_every_epoch: bool = True, log_every_n_steps: int | None = None,
+                 model_id: str | None = None, run: Any = None) -> None:
+        super().__init__(run, log_every_epoch, log_every_n_steps)
+        self.model_id = model_id
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._active and self.model_id is not None:
+            self._writer.model_id = self.model_id
 
 
 # ---------------------------------------------------------------------- checkpoints

@@ -13,27 +13,38 @@ A plain `tf.Module` (not Keras) is saved with `tf.saved_model.save` in the "tf" 
 
 Custom objects are recorded by reference (`module:qualname`), never pickled: at load time they
 are taken from modules already imported (or from `custom_objects=`), so loading a model never
-imports or executes code that a model file names.
+imports or executes code that a model file names. A model that the real MLflow saved with
+cloudpickled custom objects loads them only with the pickle opt-in (`allow_pickle=True` and
+`MLTRAIL_ALLOW_PICKLE=true`). `load_model` also reads models saved with the `keras` flavor
+(`mltrail.keras`, `mlflow.keras`); see `mltrail._keras_common.loading`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from typing import Any
 
-from mltrail.errors import InvalidParameterValue, ResourceAlreadyExists
+from mltrail._keras_common.custom_objects import custom_object_refs
+from mltrail._keras_common.loading import DATA as _DATA
+from mltrail._keras_common.loading import MODEL_FILES as _FILES
+from mltrail._keras_common.loading import SAVE_FORMATS as _FORMATS
+from mltrail._keras_common.loading import TENSORFLOW, load_flavor
+from mltrail._keras_common.saving import (
+    TF_DISTRIBUTIONS,
+    coerce_signature,
+    dir_size,
+    infer_from_example,
+    is_keras_model,
+    new_model_dir,
+)
+from mltrail.errors import InvalidParameterValue
 from mltrail.models.mlmodel import MLMODEL_FILE_NAME, Model, ModelInfo
 from mltrail.models.signature import ModelSignature
 
-FLAVOR_NAME = "tensorflow"
+FLAVOR_NAME = TENSORFLOW
 PYFUNC_LOADER = "mltrail.tensorflow"
-_DATA = "data"
-_FORMATS = {"keras": "keras", "h5": "h5", "tf": "tf", "tf_saved_model": "tf", "saved_model": "tf",
-            "savedmodel": "tf"}
-_FILES = {"keras": "model.keras", "h5": "model.h5", "tf": "model"}
-_TF_DISTS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-gpu", "tensorflow-intel")
+_TF_DISTS = TF_DISTRIBUTIONS
 
 
 def get_default_pip_requirements(save_format: str = "keras") -> list[str]:
@@ -54,6 +65,19 @@ def get_default_conda_env(save_format: str = "keras") -> dict[str, Any]:
     return {"name": "mltrail-env", "channels": ["conda-forge"],
             "dependencies": [f"python={python_version()}", f"pip<={pip}" if pip else "pip",
                              {"pip": get_default_pip_requirements(save_format)}]}
+
+
+def get_global_custom_objects() -> dict[str, Any] | None:
+    """A copy of Keras' global custom-object registry (`keras.saving.get_custom_objects()`); None without Keras.
+
+    MLflow pickles this dict beside every Keras model; mltrail only reports it: register custom
+    classes with `@keras.saving.register_keras_serializable()` and import them before loading.
+    """
+    try:
+        import keras
+    except ImportError:
+        return None
+    return dict(keras.saving.get_custom_objects())
 
 
 def _versions() -> dict[str, str | None]:
@@ -79,14 +103,6 @@ def _save_format(keras_model_kwargs: dict[str, Any] | None) -> tuple[str, dict[s
     return fmt, kwargs
 
 
-def _is_keras_model(model: Any) -> bool:
-    if "keras" not in sys.modules and "tensorflow" not in sys.modules:
-        return False
-    import keras
-
-    return isinstance(model, keras.Model)
-
-
 def _is_graph_model(model: Any) -> bool:
     """Sequential and Functional models (the only kinds HDF5 can rebuild)."""
     import keras
@@ -98,47 +114,6 @@ def _is_graph_model(model: Any) -> bool:
     except ImportError:  # a future Keras moved it: fall back on the attribute functional models carry
         return hasattr(model, "_inputs_struct")
     return isinstance(model, Functional)
-
-
-def _custom_object_refs(custom_objects: dict[str, Any] | None) -> dict[str, str] | None:
-    """`{name: "module:qualname"}` for each custom object, checking that it can be found again."""
-    if not custom_objects:
-        return None
-    if not isinstance(custom_objects, dict):
-        raise InvalidParameterValue(
-            f"custom_objects must be a dict of name -> class or function; received {type(custom_objects).__name__}.")
-    refs = {}
-    for name, obj in custom_objects.items():
-        module = getattr(obj, "__module__", None)
-        qualname = getattr(obj, "__qualname__", None)
-        if not module or not qualname:
-            raise InvalidParameterValue(
-                f"custom_objects[{name!r}] = {obj!r} is not a class or function: expected something with a module "
-                "and a name, so it can be found again at load time.")
-        refs[str(name)] = f"{module}:{qualname}"
-    return refs
-
-
-def _resolve_custom_objects(refs: dict[str, str] | None, given: dict[str, Any] | None) -> tuple[dict[str, Any],
-                                                                                                 list[str]]:
-    """The recorded custom objects found in already-imported modules, overridden by `given`; and the missing ones."""
-    found: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, ref in (refs or {}).items():
-        module_name, _, qualname = str(ref).partition(":")
-        obj: Any = sys.modules.get(module_name)  # never import: only what the user already loaded
-        for part in qualname.split("."):
-            obj = getattr(obj, part, None) if obj is not None and part != "<locals>" else None
-        if obj is not None:
-            found[name] = obj
-        elif name not in (given or {}):
-            missing.append(f"{name} ({ref})")
-    found.update(given or {})
-    return found, missing
-
-
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
 def _model_io_names(model: Any) -> dict[str, Any]:
@@ -154,23 +129,6 @@ def _model_io_names(model: Any) -> dict[str, Any]:
     except (AttributeError, ValueError):  # subclassed models have no symbolic inputs
         pass
     return out
-
-
-def _infer_from_example(model: Any, example: Any) -> ModelSignature | None:
-    """Input schema from the example, output schema from running the model on it."""
-    import warnings
-
-    from mltrail.errors import MltrailWarning
-    from mltrail.models.signature import infer_signature
-    from mltrail.tensorflow._pyfunc import model_outputs
-
-    try:
-        output = model_outputs(model, example)
-    except Exception as e:  # an example the model can't run on still documents the inputs
-        warnings.warn(f"Could not run the model on the input example to infer its outputs ({e}); the signature "
-                      "describes the inputs only.", MltrailWarning, stacklevel=4)
-        output = None
-    return infer_signature(example, output)
 
 
 def save_model(model: Any, path: str | os.PathLike[str], conda_env: Any = None, code_paths: list[str] | None = None,
@@ -194,26 +152,18 @@ def save_model(model: Any, path: str | os.PathLike[str], conda_env: Any = None, 
     from mltrail.models.environment import resolve_requirements, write_environment
     from mltrail.models.input_example import normalize_example, save_input_example
 
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise ResourceAlreadyExists(f"Cannot save the model to {path!r}: it already exists. Expected a new path.")
-    if signature is not None and not isinstance(signature, ModelSignature):
-        if isinstance(signature, dict):
-            signature = ModelSignature.from_dict(signature)
-        else:
-            raise InvalidParameterValue(
-                f"signature must be a ModelSignature (see mltrail.models.infer_signature); received "
-                f"{type(signature).__name__}.")
+    path = new_model_dir(path)
+    signature = coerce_signature(signature)
     fmt, save_kwargs = _save_format(keras_model_kwargs)
     requirements = resolve_requirements(get_default_pip_requirements(fmt), pip_requirements,
                                         extra_pip_requirements, conda_env)
-    refs = _custom_object_refs(custom_objects)
+    refs = custom_object_refs(custom_objects)
     mlmodel = mlflow_model if mlflow_model is not None else Model()
     data_dir = os.path.join(path, _DATA)
     os.makedirs(data_dir, exist_ok=True)
     target = os.path.join(data_dir, _FILES[fmt])
     try:
-        if _is_keras_model(model):
+        if is_keras_model(model):
             model_type = "keras"
             if fmt == "h5" and not _is_graph_model(model):
                 raise InvalidParameterValue(
@@ -249,7 +199,7 @@ def save_model(model: Any, path: str | os.PathLike[str], conda_env: Any = None, 
             example = normalize_example(input_example)
             mlmodel.saved_input_example_info = save_input_example(path, example)
             if signature is None:
-                signature = _infer_from_example(model, example)
+                signature = infer_from_example(model, example)
         if signature is not None:
             mlmodel.signature = signature
         if metadata is not None:
@@ -266,7 +216,7 @@ def save_model(model: Any, path: str | os.PathLike[str], conda_env: Any = None, 
         mlmodel.add_flavor(FLAVOR_NAME, **conf)
         mlmodel.add_flavor("python_function", loader_module=PYFUNC_LOADER, python_version=_python_version(),
                            data=_DATA, env=env)
-        mlmodel.model_size_bytes = _dir_size(path)
+        mlmodel.model_size_bytes = dir_size(path)
         mlmodel.save(os.path.join(path, MLMODEL_FILE_NAME))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)  # no half-written model left behind
@@ -303,79 +253,17 @@ def log_model(model: Any, artifact_path: str | None = None, custom_objects: dict
                 keras_model_kwargs=keras_model_kwargs)
 
 
-def _model_file(path: str, conf: dict[str, Any]) -> tuple[str, str]:
-    """(file or directory, format) of the saved model; also reads MLflow's own layouts."""
-    fmt = str(conf.get("save_format") or "")
-    rel = conf.get("model_file")
-    if rel:
-        from mltrail._paths import resolve_under
-
-        return resolve_under(path, str(rel)), _FORMATS.get(fmt, fmt) or "keras"
-    data = os.path.join(path, str(conf.get("data") or _DATA))
-    if conf.get("model_type") == "tf2-module" or conf.get("saved_model_dir"):
-        return os.path.join(path, str(conf.get("saved_model_dir") or "tf2model")), "tf"
-    for candidate, kind in (("model.keras", "keras"), ("model.h5", "h5"), ("model", "tf")):
-        full = os.path.join(data, candidate)
-        if os.path.exists(full):
-            if kind == "tf" and not os.path.exists(os.path.join(full, "saved_model.pb")):
-                continue
-            return full, kind
-    raise InvalidParameterValue(
-        f"Cannot find the saved model under {path!r}: expected data/model.keras, data/model.h5 or a SavedModel "
-        "in data/model.")
-
-
-def _flavor_conf(path: str, meta: Model | None = None) -> dict[str, Any]:
-    meta = meta if meta is not None else Model.load(path)
-    conf = meta.flavors.get(FLAVOR_NAME)
-    if not isinstance(conf, dict):
-        raise InvalidParameterValue(
-            f"The model at {path!r} has no {FLAVOR_NAME!r} flavor (its flavors: {sorted(meta.flavors)}); it was not "
-            "saved by mltrail.tensorflow / mltrail.keras.")
-    return conf
-
-
-def _load_local(path: str, conf: dict[str, Any], custom_objects: dict[str, Any] | None = None,
-                keras_model_kwargs: dict[str, Any] | None = None,
-                saved_model_kwargs: dict[str, Any] | None = None, for_inference: bool = False) -> Any:
-    """Load the saved model; `for_inference` skips restoring the optimizer and loss (faster, never needed)."""
-    file, fmt = _model_file(path, conf)
-    if fmt == "tf":
-        import tensorflow as tf
-
-        return tf.saved_model.load(file, **(saved_model_kwargs or {}))
-    import keras
-
-    objects, missing = _resolve_custom_objects(conf.get("custom_objects"), custom_objects)
-    kwargs = {"compile": False} if for_inference else {}
-    kwargs.update(keras_model_kwargs or {})
-    try:
-        return keras.saving.load_model(file, custom_objects=objects or None, **kwargs)
-    except (TypeError, ValueError) as e:
-        if missing:
-            raise InvalidParameterValue(
-                f"Cannot load the Keras model at {path!r}: it uses custom objects {missing} that are not available "
-                "in this process. Import the module(s) that define them first, or pass "
-                f"custom_objects={{name: object}}. Keras said: {e}") from e
-        if fmt != "h5" or "compile" in kwargs:
-            raise
-        # Keras 3 cannot always rebuild an HDF5 file's training config (a loss saved by name, say):
-        # the model itself is intact, so return it uncompiled rather than not at all.
-        import warnings
-
-        from mltrail.errors import MltrailWarning
-
-        model = keras.saving.load_model(file, custom_objects=objects or None, compile=False, **kwargs)
-        warnings.warn(f"Loaded the HDF5 model at {path!r} without its training configuration (Keras could not "
-                      f"restore it: {e}); call model.compile(...) before training it further.", MltrailWarning,
-                      stacklevel=3)
-        return model
-
-
 def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None,
                saved_model_kwargs: dict[str, Any] | None = None, keras_model_kwargs: dict[str, Any] | None = None,
-               custom_objects: dict[str, Any] | None = None) -> Any:
-    """Load a model saved by this flavor from any model URI.
+               custom_objects: dict[str, Any] | None = None, allow_pickle: bool = False) -> Any:
+    """Load a model saved with the `tensorflow` (or `keras`) flavor from any model URI.
+
+    Args:
+        keras_model_kwargs: extra arguments for `keras.saving.load_model`.
+        saved_model_kwargs: extra arguments for `tf.saved_model.load`.
+        custom_objects: Keras custom objects; they override those recorded with the model.
+        allow_pickle: load the cloudpickled custom objects of a model that MLflow saved (this runs
+            code from the model's files); the environment variable `MLTRAIL_ALLOW_PICKLE=true` is needed too.
 
     Returns:
         The Keras model for the 'keras' and 'h5' formats; for 'tf' (a SavedModel) the object
@@ -385,13 +273,16 @@ def load_model(model_uri: str | os.PathLike[str], dst_path: str | None = None,
     from mltrail.uris import resolve_model_uri
 
     local = resolve_model_uri(model_uri, dst_path)
-    return _load_local(local, _flavor_conf(local), custom_objects, keras_model_kwargs, saved_model_kwargs)
+    return load_flavor(local, Model.load(local), FLAVOR_NAME, custom_objects, keras_model_kwargs, saved_model_kwargs,
+                       allow_pickle=allow_pickle)
 
 
-def _load_pyfunc(path: str, meta: Model | None = None) -> Any:
+def _load_pyfunc(path: str, meta: Model | None = None, allow_pickle: bool = False) -> Any:
     """The pyfunc implementation for a model directory (called by `mltrail.pyfunc.load_model`)."""
-    from mltrail.tensorflow._pyfunc import wrap
+    from mltrail._keras_common.loading import flavor_conf
+    from mltrail._keras_common.pyfunc_wrappers import wrap
 
     meta = meta if meta is not None else Model.load(path)
-    conf = _flavor_conf(path, meta)
-    return wrap(_load_local(path, conf, for_inference=True), conf, meta.get_input_schema())
+    _, conf = flavor_conf(path, meta, FLAVOR_NAME)
+    model = load_flavor(path, meta, FLAVOR_NAME, for_inference=True, allow_pickle=allow_pickle)
+    return wrap(model, conf, meta.get_input_schema())

@@ -110,17 +110,18 @@ def _metrics(items: Any) -> list[Metric]:
         key = d.get("key")
         if not isinstance(key, str):
             raise InvalidParameterValue(f"Invalid metric {d!r}: 'key' must be a string.")
-        out.append(Metric(key, value, ts, step, d.get("model_id") or None))
+        out.append(Metric(key, value, ts, step, d.get("model_id") or None, d.get("dataset_name") or None,
+                          d.get("dataset_digest") or None))
     return out
 
 
 def _model_echoes(store: TrackingStore, run_id: str, metrics: list[Metric]) -> tuple[list[Metric], list[Metric]]:
-    """(metrics to store, metrics to link to logged models).
+    """(metrics to store, echoes to link to their logged models only).
 
     MLflow 3 clients log a run's metrics again with the `model_id` of the model logged from it;
     MLflow stores an identical point (key, step, timestamp, value) once and links it to the
     model, so the run's history does not grow a duplicate. Only points carrying a model_id are
-    looked up (one index range scan per key and step).
+    looked up (one index range scan per key and step). The store links the points it stores.
     """
     linked = [m for m in metrics if m.model_id]
     if not linked:
@@ -129,8 +130,12 @@ def _model_echoes(store: TrackingStore, run_id: str, metrics: list[Metric]) -> t
     for key, step in {(m.key, m.step) for m in linked}:
         for p in store.get_metric_history_sampled(run_id, key, 0, step, step):
             seen.add((key, p.step, p.timestamp, p.value))
-    keep = [m for m in metrics if not (m.model_id and (m.key, m.step, m.timestamp, m.value) in seen)]
-    return keep, linked
+    keep: list[Metric] = []
+    echoes: list[Metric] = []
+    for m in metrics:
+        is_echo = bool(m.model_id) and (m.key, m.step, m.timestamp, m.value) in seen
+        (echoes if is_echo else keep).append(m)
+    return keep, echoes
 
 
 def _link_to_models(store: TrackingStore, run_id: str, linked: list[Metric]) -> None:
@@ -146,15 +151,13 @@ def _link_to_models(store: TrackingStore, run_id: str, linked: list[Metric]) -> 
 
 def _store_metrics(call: Call, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag],
                    batch_id: str | None) -> None:
-    metrics, linked = _model_echoes(call.store, run_id, metrics)
-    if batch_id is not None:  # a journaled batch may arrive twice: linking is not idempotent, skip it
-        linked = []
+    metrics, echoes = _model_echoes(call.store, run_id, metrics)
     if batch_id:
         call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags, batch_id=batch_id)
     elif metrics or params or tags:
         call.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-    if linked:
-        _link_to_models(call.store, run_id, linked)
+    if echoes:
+        _link_to_models(call.store, run_id, echoes)
 
 
 def log_batch(call: Call) -> dict[str, Any]:

@@ -40,6 +40,11 @@ _SQL = {
     "tag_delete": 'DELETE FROM tags WHERE run_uuid = ? AND "key" = ?',
     "tag_insert": 'INSERT INTO tags (run_uuid, "key", "value") VALUES (?, ?, ?)',
     "run_rename": 'UPDATE runs SET name = ? WHERE run_uuid = ?',
+    "models_known": 'SELECT model_id FROM logged_models WHERE model_id = ?',
+    # a point logged twice (a resent batch, MLflow's client echoing a run metric) is linked once
+    "model_metric_link": 'INSERT INTO logged_model_metrics (model_id, metric_name, metric_timestamp_ms, '
+                         'metric_step, metric_value, run_id, dataset_name, dataset_digest) '
+                         'VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
 }
 
 
@@ -103,9 +108,25 @@ class BatchWriter:
             delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _link_model_metrics(self, cur: Any, run_id: str, links: list[tuple]) -> None:
+        """Record points that carry a model_id on those logged models too, as MLflow's SQL store does.
+
+        A point naming a model that does not exist still belongs to the run; it is just not linked.
+        """
+        known = set()
+        for model_id in {link[0] for link in links}:
+            cur.execute(self.sql["models_known"], (model_id,))
+            if cur.fetchone():
+                known.add(model_id)
+        rows = [(model_id, key, ts, step, value, run_id, dataset_name, dataset_digest)
+                for model_id, key, ts, step, value, dataset_name, dataset_digest in links if model_id in known]
+        if rows:
+            cur.executemany(self.sql["model_metric_link"], rows)
+
     def write(self, run_id: str, metric_rows: list[tuple], param_map: dict[str, str], tag_map: dict[str, str],
-              batch_id: str | None, now_ms: int) -> None:
-        """Apply one batch. `metric_rows` are (key, step, timestamp, value, is_nan, model_id)."""
+              batch_id: str | None, now_ms: int, model_links: list[tuple] | None = None) -> None:
+        """Apply one batch. `metric_rows` are (key, step, timestamp, value, is_nan, model_id);
+        `model_links` are (model_id, key, timestamp, step, value or None, dataset_name, dataset_digest)."""
         sql = self.sql
 
         def apply(cur: Any) -> None:
@@ -146,5 +167,7 @@ class BatchWriter:
                     cur.execute(sql["upsert_latest"], latest[0])
                 else:
                     cur.executemany(sql["upsert_latest"], latest)
+            if model_links:
+                self._link_model_metrics(cur, run_id, model_links)
 
         self._transaction(apply)

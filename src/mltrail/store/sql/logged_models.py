@@ -224,7 +224,20 @@ class LoggedModelsMixin:
 
         def write(conn: Connection) -> None:
             self._touch_model(conn, model_id)
-            conn.execute(insert(t.logged_model_metrics), rows)
+            # a point already linked (a resent batch, an echo of a linked point) is linked once
+            lmm = t.logged_model_metrics
+            linked = {(r.metric_name, r.metric_timestamp_ms, r.metric_step) for r in conn.execute(
+                select(lmm.c.metric_name, lmm.c.metric_timestamp_ms, lmm.c.metric_step).where(and_(
+                    lmm.c.model_id == model_id, lmm.c.run_id == run_id,
+                    lmm.c.metric_name.in_(sorted({r["metric_name"] for r in rows})))))}
+            fresh = []
+            for r in rows:
+                point = (r["metric_name"], r["metric_timestamp_ms"], r["metric_step"])
+                if point not in linked:
+                    linked.add(point)
+                    fresh.append(r)
+            if fresh:
+                conn.execute(insert(lmm), fresh)
 
         if rows:
             self._write(write)

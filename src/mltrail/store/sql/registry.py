@@ -226,7 +226,7 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
                     {"rm_id": rm_id, "version": number, "key": k, "value": val} for k, val in tag_items.items()])
             if mid:  # MLflow's server (handlers.py _create_model_version -> set_model_versions_tags)
                 self._record_model_version(conn, mid, name, str(number))
-            return ModelVersion(name=name, version=str(number), creation_timestamp=ts, last_updated_timestamp=ts,
+            return ModelVersion(name=name, version=int(number), creation_timestamp=ts, last_updated_timestamp=ts,
                                 description=description, current_stage=ModelVersionStage.NONE, source=src,
                                 run_id=rid, tags=tag_items, run_link=run_link, model_id=mid)
 

@@ -73,7 +73,7 @@ class RegistrySearchMixin:
     def _load_versions(self, conn: Connection, rows: Sequence[Any], names: dict[int, str]) -> list[ModelVersion]:
         """ModelVersion entities for `model_versions` rows, tags and aliases fetched in bulk."""
         out = [ModelVersion(
-            name=names[row.rm_id], version=str(row.version), creation_timestamp=row.creation_time,
+            name=names[row.rm_id], version=int(row.version), creation_timestamp=row.creation_time,
             last_updated_timestamp=row.last_updated_time, description=row.description, user_id=row.user_id,
             current_stage=row.current_stage, source=row.source, run_id=row.run_id, status=row.status,
             status_message=row.status_message, run_link=row.run_link, model_id=row.model_id) for row in rows]

@@ -348,13 +348,17 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
         """
         v.validate_batch_limits(len(metrics), len(params), len(tags))
         metric_rows = []
+        model_links = []  # points of a logged model's metrics (MLflow 3 logs them with a model_id)
         for m in metrics:
             key, value, ts, step = v.validate_metric(m.key, m.value, m.timestamp, m.step)
             nan = math.isnan(value)  # stored as 0 plus a flag: not every database keeps NaN
             metric_rows.append((key, step, ts, 0.0 if nan else value, nan, m.model_id))
+            if m.model_id:
+                model_links.append((m.model_id, key, ts, step, None if nan else value, m.dataset_name,
+                                    m.dataset_digest))
         param_map = v.validate_batch_params(params)
         tag_map = dict(v.validate_tag(tg.key, tg.value) for tg in tags)
-        self._batches.write(run_id, metric_rows, param_map, tag_map, batch_id, now_ms())
+        self._batches.write(run_id, metric_rows, param_map, tag_map, batch_id, now_ms(), model_links)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         def remove(conn: Connection) -> None:

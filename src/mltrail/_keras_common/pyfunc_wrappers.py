@@ -1,4 +1,4 @@
-"""The pyfunc side of TensorFlow models: predict through one compiled function, not `model.predict`.
+"""The pyfunc side of Keras and TensorFlow models: predict through one compiled function, not `model.predict`.
 
 A Keras model is called as `model(x, training=False)` inside a `tf.function` whose input signature
 comes from the model's symbolic inputs (batch dimension None), so batch sizes never cause a
@@ -105,7 +105,7 @@ def _arrange(data: Any, structure: Any, what: str) -> Any:
     return _cast_to(data, structure.dtype.as_numpy_dtype)
 
 
-def _keras_input_structure(model: Any, schema: Any) -> Any:
+def keras_input_structure(model: Any, schema: Any) -> Any:
     """TensorSpecs shaped like the model's inputs (single, list or dict); None when unknown."""
     import tensorflow as tf
 
@@ -127,6 +127,15 @@ def _keras_input_structure(model: Any, schema: Any) -> Any:
         return {s.name: spec for s, spec in zip(schema.inputs, specs, strict=True)} if schema.has_input_names() \
             else specs
     return None
+
+
+def _as_frame_like(data: Any, out: Any) -> Any:
+    """A DataFrame (on the input's index) for DataFrame input and one 1-D or 2-D output, as MLflow returns."""
+    if is_dataframe(data) and not isinstance(out, dict) and out.ndim <= 2:
+        import pandas as pd
+
+        return pd.DataFrame(out, index=data.index)
+    return out
 
 
 class KerasModelWrapper:
@@ -151,7 +160,7 @@ class KerasModelWrapper:
                     import tensorflow as tf
 
                     model = self._model
-                    structure = _keras_input_structure(model, self._schema)
+                    structure = keras_input_structure(model, self._schema)
 
                     def call(x: Any) -> Any:
                         return model(x, training=False)
@@ -166,17 +175,11 @@ class KerasModelWrapper:
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         fn = self._compiled()
-        df_in = is_dataframe(data)
         if self._structure is not None:
             x = _arrange(data, self._structure, "model")
         else:
-            x = data.to_numpy() if df_in else data
-        out = _outputs_to_numpy(fn(x), self._output_names)
-        if df_in and not isinstance(out, dict) and out.ndim <= 2:
-            import pandas as pd
-
-            return pd.DataFrame(out, index=data.index)
-        return out
+            x = data.to_numpy() if is_dataframe(data) else data
+        return _as_frame_like(data, _outputs_to_numpy(fn(x), self._output_names))
 
 
 class SavedModelWrapper:
@@ -189,6 +192,8 @@ class SavedModelWrapper:
         concrete = list(getattr(serve, "concrete_functions", None) or [])
         if serve is not None and concrete:
             args, _ = concrete[0].structured_input_signature
+            # MLflow exports `model.call`, whose `training` and `mask` arguments are traced as None
+            args = [a for a in args if a is not None]
             self._call = serve
             self._structure = args[0] if len(args) == 1 else list(args)
             self._by_keyword = False
@@ -213,7 +218,7 @@ class SavedModelWrapper:
             keys = sorted(out, key=lambda k: (len(k), k))
             if len(self._output_names) == len(keys) and all(k.startswith("output_") for k in keys):
                 return {n: _as_numpy(out[k]) for n, k in zip(self._output_names, keys, strict=True)}
-        return _outputs_to_numpy(out, self._output_names)
+        return _as_frame_like(data, _outputs_to_numpy(out, self._output_names))
 
 
 def wrap(model: Any, conf: dict[str, Any], schema: Any = None) -> Any:

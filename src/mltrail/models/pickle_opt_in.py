@@ -1,0 +1,41 @@
+"""The one check before anything from a model's files is unpickled: the user's explicit opt-in.
+
+Unpickling runs code that the model's author chose, so mltrail needs two yeses: the caller's
+`allow_pickle=True` and the environment variable `MLTRAIL_ALLOW_PICKLE=true`. (MLflow allows it by
+default; `MLFLOW_ALLOW_PICKLE_DESERIALIZATION` is not read here on purpose, so that a setting made
+for MLflow never turns this on.)
+"""
+
+from __future__ import annotations
+
+import os
+
+from mltrail.errors import InvalidParameterValue
+
+ALLOW_PICKLE_ENV = "MLTRAIL_ALLOW_PICKLE"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def env_allows_pickle() -> bool:
+    """Whether the environment variable `MLTRAIL_ALLOW_PICKLE` says yes."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in _TRUE
+
+
+def pickle_allowed(allow_pickle: bool | None = None) -> bool:
+    """Whether unpickling is allowed: `allow_pickle` is True and the environment variable says yes.
+
+    `None` asks about the environment variable alone.
+    """
+    if allow_pickle is None:
+        return env_allows_pickle()
+    return allow_pickle is True and env_allows_pickle()
+
+
+def pickle_refused(what: str, where: str, allow_pickle: bool | None = None) -> InvalidParameterValue:
+    """The error for a refused unpickling of `what` (e.g. "custom objects") from the file(s) `where`."""
+    missing = [m for m, ok in ((f"allow_pickle=True (received allow_pickle={allow_pickle!r})", allow_pickle is True),
+                               (f"the environment variable {ALLOW_PICKLE_ENV}=true", env_allows_pickle())) if not ok]
+    return InvalidParameterValue(
+        f"Deserializing {what} using cloudpickle is disallowed, but this model was saved with {what} in pickle "
+        f"format ({where}). Unpickling runs code from the model's files: if you trust them, pass allow_pickle=True "
+        f"and set the environment variable {ALLOW_PICKLE_ENV}=true (missing: {' and '.join(missing)}).")
