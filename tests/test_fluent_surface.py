@@ -43,6 +43,18 @@ def test_restore_run_and_experiment(backend):
     assert mlflow.get_experiment(exp_id).lifecycle_stage == "active"
 
 
+def test_last_logged_model_is_the_model_log_model_made(backend, tmp_path):
+    code = tmp_path / "echo_model.py"
+    code.write_text("import mltrail\n\n"
+                    "class Echo(mltrail.pyfunc.PythonModel):\n"
+                    "    def predict(self, context, model_input, params=None):\n"
+                    "        return model_input\n\n"
+                    "mltrail.models.set_model(Echo())\n")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="echo", python_model=str(code))
+    assert mlflow.last_logged_model().model_id == info.model_id
+
+
 def test_delete_experiment_tag_fluent_and_client(backend):
     exp = mlflow.set_experiment("tagged")
     mlflow.set_experiment_tags({"a": "1", "b": "2"})
@@ -205,3 +217,11 @@ def test_mlflow_exception_surface():
     assert err.serialize_as_json() == '{"error_code": "INVALID_PARAMETER_VALUE", "message": "bad value", "detail": "x"}'
     plain = MlflowException("boom")
     assert plain.error_code == "INTERNAL_ERROR" and plain.get_http_status_code() == 500
+
+
+def test_doctor_prints_the_report_at_top_level(backend, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "secret-token")
+    mlflow.doctor(mask_envs=True)
+    out = capsys.readouterr().out
+    assert mlflow.__version__ in out and mlflow.get_tracking_uri() in out
+    assert "secret-token" not in out

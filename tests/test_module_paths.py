@@ -35,7 +35,9 @@ PATHS: dict[str, list[str]] = {
                                "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_S3_ENDPOINT_URL",
                                "MLFLOW_ACTIVE_MODEL_ID", "MLTRAIL_TRACKING_URI"],
     ".config": ["get_tracking_uri", "set_tracking_uri", "is_tracking_uri_set", "get_registry_uri",
-                "set_registry_uri", "enable_async_logging"],
+                "set_registry_uri", "enable_async_logging", "enable_system_metrics_logging",
+                "disable_system_metrics_logging", "set_system_metrics_sampling_interval",
+                "set_system_metrics_samples_before_logging", "set_system_metrics_node_id"],
 }
 
 
@@ -49,11 +51,10 @@ def test_module_path_has_mlflows_names(suffix):
 
 
 def test_from_imports_as_mlflow_code_writes_them():
+    import mltrail
     from mltrail.exceptions import MlflowException
     from mltrail.tracking import MlflowClient
     from mltrail.tracking.fluent import start_run
-
-    import mltrail
 
     assert MlflowClient is mltrail.MlflowClient and start_run is mltrail.start_run
     assert MlflowException is mltrail.MlflowException
@@ -112,8 +113,9 @@ def test_environment_variables_are_the_ones_mltrail_reads(monkeypatch, tmp_path)
 
 def test_config_module(monkeypatch, tmp_path):
     from mltrail import config
+    from mltrail import environment_variables as ev
 
-    monkeypatch.delenv("MLFLOW_ENABLE_ASYNC_LOGGING", raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")  # restored (unset) after the test
     config.set_tracking_uri(f"sqlite:///{tmp_path}/c.db")
     assert config.get_tracking_uri() == f"sqlite:///{tmp_path}/c.db" and config.is_tracking_uri_set()
     config.set_registry_uri(f"sqlite:///{tmp_path}/r.db")
@@ -123,6 +125,11 @@ def test_config_module(monkeypatch, tmp_path):
     assert config.MLFLOW_ENABLE_ASYNC_LOGGING.get() is True
     config.enable_async_logging(False)
     assert config.MLFLOW_ENABLE_ASYNC_LOGGING.get() is False
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")  # restored (unset) after the test
+    config.enable_system_metrics_logging()  # the switch is the variable environment_variables describes
+    assert ev.MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get() is True
+    config.disable_system_metrics_logging()
+    assert ev.MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get() is False
 
 
 def test_rest_exception_from_a_servers_json():

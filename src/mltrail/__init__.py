@@ -112,9 +112,10 @@ def autolog(log_input_examples: bool = False, log_model_signatures: bool = True,
             extra_tags: dict[str, str] | None = None, exclude_flavors: list[str] | None = None) -> None:
     """Enable (or disable) autologging for every installed integration (today: Keras, for both the
     `tensorflow` and `keras` flavors), with MLflow's arguments; see `mltrail.tensorflow.autolog`."""
+    settings = dict(locals())  # the arguments, as MLflow's autolog hands them on
     from mltrail.tensorflow.autolog import autolog_integrations
 
-    autolog_integrations(dict(locals()))
+    autolog_integrations(settings)
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
@@ -124,8 +125,25 @@ def evaluate(*args: Any, **kwargs: Any) -> Any:
     return evaluate_model(*args, **kwargs)
 
 
+def validate_evaluation_results(validation_thresholds: dict[str, Any], candidate_result: Any,
+                                baseline_result: Any = None) -> None:
+    """MLflow's `mlflow.validate_evaluation_results`: see `mltrail.models.evaluation.validation` (loaded on first
+    call)."""
+    from mltrail.models.evaluation.validation import validate_evaluation_results as validate
+
+    validate(validation_thresholds, candidate_result, baseline_result)
+
+
+def doctor(mask_envs: bool = False) -> None:
+    """Print what a bug report needs (versions, URIs, environment, store reachability), as `mltrail doctor`."""
+    from mltrail._doctor import doctor as print_report  # loaded on first call: it brings click
+
+    print_report(mask_envs)
+
+
 __all__ = [
-    "evaluate",  # model evaluation
+    "evaluate", "validate_evaluation_results",  # model evaluation
+    "doctor",
     "ActiveRun", "Client", "MlflowClient", "MlflowException", "MltrailException", "__version__", "active_run",
     "autolog", "create_experiment", "delete_experiment", "delete_run", "delete_tag", "end_run", "flush",
     "get_artifact_uri", "get_experiment", "get_experiment_by_name", "get_logged_model", "get_parent_run",

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from mltrail.environment_variables import BooleanEnvironmentVariable
+from mltrail.system_metrics import (
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
+    set_system_metrics_node_id,
+    set_system_metrics_samples_before_logging,
+    set_system_metrics_sampling_interval,
+)
 from mltrail.tracking_uri import (
     get_registry_uri,
     get_tracking_uri,
@@ -24,5 +31,7 @@ def enable_async_logging(enable: bool = True) -> None:
     MLFLOW_ENABLE_ASYNC_LOGGING.set(enable)
 
 
-__all__ = ["enable_async_logging", "get_registry_uri", "get_tracking_uri", "is_tracking_uri_set",
-           "set_registry_uri", "set_tracking_uri"]
+__all__ = ["disable_system_metrics_logging", "enable_async_logging", "enable_system_metrics_logging",
+           "get_registry_uri", "get_tracking_uri", "is_tracking_uri_set", "set_registry_uri",
+           "set_system_metrics_node_id", "set_system_metrics_samples_before_logging",
+           "set_system_metrics_sampling_interval", "set_tracking_uri"]

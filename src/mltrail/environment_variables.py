@@ -106,6 +106,13 @@ MLTRAIL_FLUSH_TIMEOUT = EnvironmentVariable("MLTRAIL_FLUSH_TIMEOUT", float, 120.
 MLTRAIL_JOURNAL_DIR = EnvironmentVariable("MLTRAIL_JOURNAL_DIR", str, None)
 MLTRAIL_JOURNAL_FSYNC_INTERVAL = EnvironmentVariable("MLTRAIL_JOURNAL_FSYNC_INTERVAL", float, 1.0)
 
+# ---------------------------------------------------------------------- system metrics (mltrail.system_metrics)
+MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING = BooleanEnvironmentVariable("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", False)
+MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL = EnvironmentVariable("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", float, None)
+MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING = EnvironmentVariable(
+    "MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", int, None)
+MLFLOW_SYSTEM_METRICS_NODE_ID = EnvironmentVariable("MLFLOW_SYSTEM_METRICS_NODE_ID", str, None)
+
 # ---------------------------------------------------------------------- S3 artifacts
 MLFLOW_S3_ENDPOINT_URL = EnvironmentVariable("MLFLOW_S3_ENDPOINT_URL", str, None)
 MLTRAIL_S3_ENDPOINT_URL = EnvironmentVariable("MLTRAIL_S3_ENDPOINT_URL", str, None)

@@ -84,7 +84,7 @@ def test_column_schema():
     records = enforce_schema([{"x": 1.5, "n": 2, "s": "a"}], schema)
     assert records.iloc[0].tolist() == [1.5, 2, "a"]
     assert enforce_schema({"x": 0.5, "n": 1}, schema).shape == (1, 2)
-    with pytest.raises(InvalidParameterValue, match=r"Missing required column\(s\) \['n'\]"):
+    with pytest.raises(InvalidParameterValue, match=r"Model is missing inputs \['n'\]"):
         enforce_schema(pd.DataFrame({"x": [1.0]}), schema)
     with pytest.raises(InvalidParameterValue, match="column 'n': received float64, expected long"):
         enforce_schema(pd.DataFrame({"x": [1.0], "n": [1.5]}), schema)

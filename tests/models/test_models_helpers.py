@@ -212,7 +212,7 @@ def test_validate_serving_input_predicts_like_the_scoring_server(backend, tmp_pa
     body = convert_input_example_to_serving_input(example)
     assert validate_serving_input(info.model_uri, body).tolist() == [3.0]
     assert validate_serving_input(info.model_uri, {"dataframe_records": [{"a": 1.0, "b": 5.0}]}).tolist() == [6.0]
-    with pytest.raises(mltrail.MlflowException, match=r"Missing required column\(s\) \['b'\]"):
+    with pytest.raises(mltrail.MlflowException, match=r"Model is missing inputs \['b'\]"):
         validate_serving_input(info.model_uri, {"dataframe_records": [{"a": 1.0}]})
     with pytest.raises(mltrail.MlflowException, match="must hold exactly one of the fields"):
         validate_serving_input(info.model_uri, {"data": [[1.0, 2.0]]})

@@ -268,3 +268,38 @@ def test_no_stored_script_runs_on_any_page(page, site):
         page.goto(base + path)
         page.wait_for_load_state("load")
         assert page.evaluate("() => window.__pwned") is None, path
+
+
+def test_run_page_images_load_the_step_slider_picks_a_step_and_csv_previews_as_a_table(page, site):
+    import numpy as np
+
+    from mltrail.client import Client
+
+    ids, base = site
+    client = Client(ids["uri"])
+    for step in (0, 5):  # step-wise images on the search run (nothing else looks at its artifacts)
+        client.log_image(ids["parent"], np.full((12, 18, 3), 40 * step, dtype=np.uint8), key="maps", step=step)
+    client.log_text(ids["parent"], f"name,score\nfirst,1\n{XSS_IMG.replace(',', ' ')},2\n", "scores.csv")
+    page.goto(f"{base}/runs/{ids['curves']}#images")
+    page.wait_for_function("() => { const i = document.querySelector('#image-gallery img');"
+                           " return i && i.complete && i.naturalWidth === 32; }")  # images/sample.png
+    assert page.locator("#image-gallery figcaption").all_inner_texts() == ["images/sample.png"]
+    page.goto(f"{base}/runs/{ids['parent']}#images")
+    series = page.locator('.image-series[data-key="maps"]')
+    assert series.locator(".step-label").inner_text() == "5"
+    slider = series.locator("input.step-slider")
+    slider.fill("0")  # a range input takes fill(): its value, then an input event
+    assert series.locator(".step-label").inner_text() == "0"
+    page.wait_for_function("() => { const i = document.querySelector('.image-series img.step-image');"
+                           " return i.complete && i.naturalWidth > 0 && i.src.includes('%2Bstep%2B0%2B')"
+                           " && i.src.endsWith('compressed.webp'); }")
+    assert series.locator("a.step-full").get_attribute("href").endswith(".png")
+    series.locator('.step-list a[data-step="5"]').click()
+    page.wait_for_function("() => { const i = document.querySelector('.image-series img.step-image');"
+                           " return i.complete && i.naturalWidth > 0 && i.src.includes('%2Bstep%2B5%2B'); }")
+    # a CSV file previews as a table whose cells are text
+    page.locator('#artifacts a[data-path="scores.csv"]').click()
+    cells = page.locator("#artifacts .preview-table td")
+    cells.first.wait_for()
+    assert cells.all_inner_texts() == ["first", "1", XSS_IMG.replace(",", " "), "2"]
+    assert page.locator("#artifacts .preview-table img").count() == 0

@@ -44,8 +44,10 @@ def test_one_fit_logs_params_metrics_artifacts_datasets_and_model():
     rid = run.info.run_id
     r = mltrail.get_run(rid)
     p = r.data.params
-    assert (p["batch_size"], p["epochs"], p["steps_per_epoch"], p["validation_steps"]) == ("8", "2", "3", "1")
+    # fit's arguments as MLflow logs them: as given, or fit's default (None stays "None")
+    assert (p["batch_size"], p["epochs"], p["steps_per_epoch"], p["validation_steps"]) == ("8", "2", "None", "None")
     assert (p["validation_split"], p["shuffle"], p["initial_epoch"], p["class_weight"]) == ("0.25", "True", "0", "None")
+    assert (p["sample_weight"], p["validation_batch_size"], p["validation_freq"]) == ("None", "None", "1")
     assert (p["train_samples"], p["validation_samples"]) == ("24", "8")
     assert p["train_shape"] == f"(24, {FEATURES})" and p["train_target_shape"] == "(24,)"
     assert p["validation_shape"] == f"(8, {FEATURES})"
@@ -56,6 +58,10 @@ def test_one_fit_logs_params_metrics_artifacts_datasets_and_model():
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert steps(rid, key) == [0, 1], key
         assert values(rid, key)[1] == pytest.approx(history.history[key][1])
+    # MLflow's callback names each validation result `validation_<name>` too (ours at the epoch's step)
+    for key in ("loss", "accuracy"):
+        assert steps(rid, f"validation_{key}") == [0, 1]
+        assert list(values(rid, f"validation_{key}").values()) == pytest.approx(history.history[f"val_{key}"])
     assert "learning_rate" not in r.data.metrics  # a constant learning rate is a param, not a curve
     arts = artifact_paths(rid)
     assert {"model_summary.txt", "model_config.json"} <= set(arts)
@@ -159,7 +165,8 @@ def test_tf_data_pipeline_with_validation_data():
     rid = run.info.run_id
     r = mltrail.get_run(rid)
     p = r.data.params
-    assert (p["batch_size"], p["train_batches"], p["steps_per_epoch"], p["validation_batches"]) == ("8", "4", "4", "2")
+    # the batch size read from the pipeline, as MLflow does; steps as given
+    assert (p["batch_size"], p["train_batches"], p["steps_per_epoch"], p["validation_batches"]) == ("8", "4", "None", "2")
     assert "TensorSpec" in p["train_element_spec"]
     assert steps(rid, "val_loss") == [0, 1] and steps(rid, "loss") == [0, 1]
     contexts = sorted(t.value for d in r.inputs.dataset_inputs for t in d.tags if t.key == "mlflow.data.context")
@@ -317,7 +324,7 @@ def test_exclusive_leaves_user_runs_alone():
     assert len(mltrail.search_runs(output_format="list")) == 2
 
 
-def test_mltrail_autolog_and_the_keras_alias_enable_it():
+def test_mltrail_autolog_and_the_keras_flavors_autolog_enable_it():
     import mltrail.keras
 
     mltrail.autolog(log_models=False)
@@ -326,9 +333,13 @@ def test_mltrail_autolog_and_the_keras_alias_enable_it():
     assert get_autolog_config() is None
     mtf.autolog(log_every_n_steps=3)
     assert get_autolog_config().log_every_n_steps == 3
-    from mltrail.tensorflow.callback import MlflowCallback
+    mltrail.keras.autolog(log_models=False)  # MLflow's keras flavor: its own tag and optimizer names
+    assert get_autolog_config().flavor == "keras"
+    from mltrail.tensorflow.callback import KerasMlflowCallback, MlflowCallback
 
-    assert mtf.MlflowCallback is MlflowCallback and mltrail.keras.MlflowCallback is MlflowCallback
+    assert mtf.MlflowCallback is MlflowCallback and mtf.MLflowCallback is MlflowCallback
+    assert mltrail.keras.MlflowCallback is KerasMlflowCallback and mltrail.keras.MLflowCallback is KerasMlflowCallback
+    mtf.autolog(disable=True)
 
 
 @pytest.mark.parametrize("kwargs", [{"log_every_n_steps": 0}, {"log_every_epoch": False},

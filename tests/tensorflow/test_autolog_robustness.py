@@ -189,7 +189,7 @@ def test_py_dataset_input():
     autolog(log_models=False)
     dense_model().fit(Batches(), epochs=1, verbose=0)
     p = only_run().data.params
-    assert (p["train_batches"], p["batch_size"], p["steps_per_epoch"]) == ("4", "8", "4")
+    assert (p["train_batches"], p["batch_size"], p["steps_per_epoch"]) == ("4", "8", "None")
     assert p["train_batch_shape"] == f"(8, {FEATURES})"
 
 

@@ -23,10 +23,10 @@ from mltrail.keras.save import (
 
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` below hands these out
     from mltrail.tensorflow import AutologWarning as AutologWarning
-    from mltrail.tensorflow import MlflowCallback as MlflowCallback
     from mltrail.tensorflow import MlflowModelCheckpointCallback as MlflowModelCheckpointCallback
     from mltrail.tensorflow import MltrailCallback as MltrailCallback
     from mltrail.tensorflow import load_checkpoint as load_checkpoint
+    from mltrail.tensorflow.callback import KerasMlflowCallback as MlflowCallback
 
     MLflowCallback = MlflowCallback
 
@@ -35,26 +35,31 @@ __all__ = [
     "get_default_pip_requirements", "load_model", "log_model", "save_model",
 ]
 
-# name -> the name in mltrail.tensorflow (the shared Keras autologging); `MLflowCallback` is MLflow's old spelling
-_FROM_TENSORFLOW = {"MlflowCallback": "MlflowCallback", "MLflowCallback": "MlflowCallback",
-                    "MltrailCallback": "MltrailCallback",
-                    "MlflowModelCheckpointCallback": "MlflowModelCheckpointCallback",
-                    "load_checkpoint": "load_checkpoint", "AutologWarning": "AutologWarning"}
+# name -> (module, name) of the shared Keras autologging. MLflow's keras flavor has its own callback
+# (`optimizer_*` params, metrics linked to a logged model); `MLflowCallback` is MLflow's older spelling.
+_SHARED = {"MlflowCallback": ("mltrail.tensorflow.callback", "KerasMlflowCallback"),
+           "MLflowCallback": ("mltrail.tensorflow.callback", "KerasMlflowCallback"),
+           "MltrailCallback": ("mltrail.tensorflow", "MltrailCallback"),
+           "MlflowModelCheckpointCallback": ("mltrail.tensorflow", "MlflowModelCheckpointCallback"),
+           "load_checkpoint": ("mltrail.tensorflow", "load_checkpoint"),
+           "AutologWarning": ("mltrail.tensorflow", "AutologWarning")}
 
 
 def autolog(*args: Any, **kwargs: Any) -> Any:
-    """Log every Keras `fit` automatically; the arguments are those of `mltrail.tensorflow.autolog`."""
-    return importlib.import_module("mltrail.tensorflow").autolog(*args, **kwargs)
+    """`mlflow.keras.autolog`: log every Keras `fit`, as MLflow's keras flavor does (the arguments of
+    `mltrail.tensorflow.autolog.keras_autolog`: `optimizer_*` params, the `keras` flavor's model)."""
+    return importlib.import_module("mltrail.tensorflow.autolog").keras_autolog(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
-    source = _FROM_TENSORFLOW.get(name)
+    source = _SHARED.get(name)
     if source is None:
         raise AttributeError(f"module 'mltrail.keras' has no attribute {name!r}")
-    value = getattr(importlib.import_module("mltrail.tensorflow"), source)
+    module_name, attribute = source
+    value = getattr(importlib.import_module(module_name), attribute)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_FROM_TENSORFLOW})
+    return sorted({*globals(), *__all__, *_SHARED})

@@ -18,14 +18,24 @@ _EVALUATION_NAMES = ("EvaluationArtifact", "EvaluationMetric", "EvaluationResult
                      "make_metric")
 
 
+# The rest load their own heavy parts; each resolves on first use from the module that holds it.
+_LAZY_NAMES = {"MetricThreshold": "mltrail.models.evaluation.validation",
+               "infer_pip_requirements": "mltrail.models.requirements_inference",
+               "predict": "mltrail.models.python_api", "validate_schema": "mltrail.models.schema_validation"}
+
+
 def __getattr__(name: str) -> object:
     if name in _EVALUATION_NAMES:
         from mltrail.models import evaluation
 
         return getattr(evaluation, name)
+    if name in _LAZY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'mltrail.models' has no attribute {name!r}")
 
 
-__all__ = [*_EVALUATION_NAMES, "MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature",
+__all__ = [*_EVALUATION_NAMES, *_LAZY_NAMES, "MLMODEL_FILE_NAME", "Model", "ModelInfo", "ModelSignature", "get_model_info", "infer_signature",
            "convert_input_example_to_serving_input", "set_signature", "set_model", "validate_serving_input", "ModelInputExample",
            "update_model_requirements"]

@@ -267,7 +267,7 @@ def _enforce_col_schema(data: Any, schema: Schema) -> Any:
         missing = [s.name for s in specs if s.required and s.name not in df.columns]
         if missing:
             raise InvalidParameterValue(
-                f"Missing required column(s) {missing}: the model expects columns {expected}, received "
+                f"Model is missing inputs {missing}: the model expects columns {expected}, received "
                 f"{list(df.columns)}.")
         present = [s for s in specs if s.name in df.columns]
         out = df[[s.name for s in present]].copy()

@@ -328,6 +328,7 @@ def log_with_saver(save: Callable[..., None], *, name: str | None, artifact_path
         The ModelInfo; its `model_uri` is `models:/<model_id>`.
     """
     from mltrail import fluent
+    from mltrail._model_fluent import set_last_logged_model_id
     from mltrail._registry_fluent import register_model
     from mltrail.client import Client
     from mltrail.entities import LoggedModelOutput, LoggedModelStatus
@@ -346,6 +347,7 @@ def log_with_saver(save: Callable[..., None], *, name: str | None, artifact_path
         all_params.update({k: str(v) for k, v in (params or {}).items()})
         logged = client.create_logged_model(experiment_id, name=model_name, source_run_id=run_id, tags=tags,
                                             params=all_params or None, model_type=model_type)
+        set_last_logged_model_id(logged.model_id)  # what `mltrail.last_logged_model()` returns, as MLflow
     try:
         if run is not None and run_id is not None:
             output = LoggedModelOutput(logged.model_id, int(step or 0))

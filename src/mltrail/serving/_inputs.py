@@ -1,16 +1,17 @@
 """Request bodies in MLflow's scoring formats, turned into what `PyFuncModel.predict` takes.
 
 The JSON formats (`inputs`, `instances`, `dataframe_split`, `dataframe_records`, plus `params`) are
-read by `mltrail.models.serving_input`, shared with `validate_serving_input`; this module adds the
-HTTP side: the Content-Type, `text/csv` bodies (a table with a header row) and the schema check.
+read by `mltrail.models.serving_input`, shared with `validate_serving_input`, and `text/csv` bodies (a table
+with a header row) by `mltrail.models.scoring_io`, shared with `mltrail.models.predict`; this module adds the
+HTTP side: the Content-Type and the schema check.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from mltrail.errors import BadRequest, InvalidParameterValue
+from mltrail.models.scoring_io import parse_csv
 from mltrail.models.serving_input import decode_json, split_payload
 
 __all__ = ["UnsupportedMediaType", "decode_json", "media_type", "parse_csv", "parse_request", "validate"]
@@ -18,33 +19,6 @@ __all__ = ["UnsupportedMediaType", "decode_json", "media_type", "parse_csv", "pa
 
 class UnsupportedMediaType(BadRequest):
     """A Content-Type the scoring server does not read (answered with 415)."""
-
-
-def _column_dtypes(schema: Any) -> dict[str, Any] | None:
-    """For a column-based schema, the pandas dtype of each named column (used to read CSV exactly)."""
-    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
-        return None
-    out = {}
-    for spec in schema.inputs:
-        name = spec.type.name
-        if name in ("string", "binary", "datetime"):
-            out[spec.name] = object
-        elif (name in ("integer", "long") and spec.required) or name in ("float", "double"):
-            out[spec.name] = spec.type.to_numpy()
-    return out
-
-
-def parse_csv(body: bytes | str, schema: Any = None) -> Any:
-    """A `text/csv` body (header row, then rows) as a DataFrame."""
-    import pandas as pd
-
-    raw = body.encode() if isinstance(body, str) else body
-    if not raw.strip():
-        raise BadRequest("The CSV body is empty; expected a header row and at least one data row.")
-    try:
-        return pd.read_csv(io.BytesIO(raw), dtype=_column_dtypes(schema))
-    except (ValueError, pd.errors.ParserError) as e:
-        raise BadRequest(f"Cannot read the CSV body: {e}.") from None
 
 
 def media_type(content_type: str | None) -> str:

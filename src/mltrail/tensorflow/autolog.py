@@ -3,8 +3,9 @@
 It wraps `keras.Model.fit` (the class `tf.keras.Model` is too). Each autologged fit:
 
 - logs into the active run (and leaves it open), or starts a run and ends it after fit;
-- logs fit's settings and the data's shapes as params, the datasets as run inputs, the optimizer's
-  config (`opt_*`), parameter counts, `model_summary.txt` and `model_config.json`;
+- logs fit's arguments as params as MLflow does (as given: `steps_per_epoch=None` stays "None"),
+  the data's sizes and shapes, the datasets as run inputs, the optimizer's config (`opt_*`),
+  parameter counts, `model_summary.txt` and `model_config.json`;
 - adds `MlflowCallback` for the metrics, a cheap epoch-level TensorBoard callback (unless the
   user has one) whose directory becomes the `tensorboard_logs/` artifacts, and checkpointing;
 - after fit logs EarlyStopping's outcome and the trained model (with signature and, if asked,
@@ -51,6 +52,11 @@ class AutologConfig:
     checkpoint_save_best_only: bool = True
     checkpoint_save_weights_only: bool = False
     checkpoint_save_freq: str | int = "epoch"
+    # which MLflow autolog this one stands for: "tensorflow" (mlflow.tensorflow.autolog) or "keras"
+    # (mlflow.keras.autolog: `optimizer_*` params, the keras flavor's model, no checkpoints)
+    flavor: str = "tensorflow"
+    save_exported_model: bool = False
+    save_model_kwargs: dict[str, Any] | None = None
 
 
 _config: AutologConfig | None = None
@@ -117,11 +123,43 @@ def autolog(log_models: bool = True, log_datasets: bool = True, disable: bool = 
         log_every_n_steps=log_every_n_steps, checkpoint=checkpoint, checkpoint_monitor=checkpoint_monitor,
         checkpoint_mode=checkpoint_mode, checkpoint_save_best_only=checkpoint_save_best_only,
         checkpoint_save_weights_only=checkpoint_save_weights_only, checkpoint_save_freq=checkpoint_save_freq)
-    global _tensorboard_note_given
+    _enable(config)
+
+
+def _enable(config: AutologConfig) -> None:
+    global _config, _tensorboard_note_given
     with _patch_lock:
         _patch()
         _config = config
         _tensorboard_note_given = False
+
+
+def keras_autolog(log_every_epoch: bool = True, log_every_n_steps: int | None = None, log_models: bool = True,
+                  log_model_signatures: bool = True, save_exported_model: bool = False, log_datasets: bool = True,
+                  log_input_examples: bool = False, disable: bool = False, exclusive: bool = False,
+                  disable_for_unsupported_versions: bool = False, silent: bool = False,
+                  registered_model_name: str | None = None, save_model_kwargs: dict[str, Any] | None = None,
+                  extra_tags: dict[str, Any] | None = None) -> None:
+    """`mlflow.keras.autolog`: the same Keras autologging, logging as MLflow's keras flavor does.
+
+    Its runs are tagged `mlflow.autologging=keras`, the optimizer's config is logged as
+    `optimizer_<key>` (`KerasMlflowCallback`), the model with the `keras` flavor
+    (`mltrail.keras.log_model`, with `save_exported_model` and `save_model_kwargs`), and neither
+    checkpoints nor TensorBoard logs are written (MLflow's keras autolog has neither). The other
+    arguments are those of `autolog`.
+    """
+    if disable:
+        autolog(disable=True)
+        return
+    from mltrail.tensorflow._fit_info import check_metric_settings
+
+    check_metric_settings(log_every_epoch, log_every_n_steps, "autolog would log no metrics")
+    _enable(AutologConfig(
+        log_models=log_models, log_datasets=log_datasets, exclusive=exclusive, silent=silent,
+        registered_model_name=registered_model_name, log_input_examples=log_input_examples,
+        log_model_signatures=log_model_signatures, extra_tags=dict(extra_tags or {}),
+        log_every_epoch=log_every_epoch, log_every_n_steps=log_every_n_steps, checkpoint=False, flavor="keras",
+        save_exported_model=save_exported_model, save_model_kwargs=save_model_kwargs))
 
 
 # The flavor names that `mltrail.autolog(exclude_flavors=...)` matches to the Keras autologging:
@@ -259,7 +297,7 @@ class _Fit:
 
         run = fluent.active_run()
         if run is None:
-            tags = {"mlflow.autologging": FLAVOR_NAME, **self.config.extra_tags}
+            tags = {"mlflow.autologging": self.config.flavor, **self.config.extra_tags}
             run = fluent.start_run(tags=tags)
             self.managed = True
         self.run_id = run.info.run_id
@@ -269,7 +307,11 @@ class _Fit:
         """The callbacks fit gets: the user's, plus ours."""
         import keras
 
-        from mltrail.tensorflow.callback import MlflowCallback, MlflowModelCheckpointCallback
+        from mltrail.tensorflow.callback import (
+            KerasMlflowCallback,
+            MlflowCallback,
+            MlflowModelCheckpointCallback,
+        )
 
         if isinstance(given, keras.callbacks.CallbackList):
             _note(self.config, "autolog: fit got a CallbackList; metrics are not autologged for this fit.")
@@ -281,7 +323,7 @@ class _Fit:
                 self.early_stopping = cb
             if isinstance(cb, keras.callbacks.TensorBoard) and self.tb_dir is None:
                 self.tb_dir = str(cb.log_dir)
-        if self.tb_dir is None:
+        if self.tb_dir is None and config.flavor == "tensorflow":  # MLflow's keras autolog logs no TensorBoard
             if _tensorboard_available():
                 self.tb_dir = tempfile.mkdtemp(prefix="mltrail-tensorboard-")
                 self.tb_is_temp = True
@@ -295,7 +337,8 @@ class _Fit:
         if any(isinstance(cb, MlflowCallback) for cb in callbacks):
             _note(config, "autolog: fit already has an MlflowCallback; autolog leaves the metrics to it.")
         else:
-            self.metrics_callback = MlflowCallback(log_every_epoch=config.log_every_epoch,
+            callback_class = KerasMlflowCallback if config.flavor == "keras" else MlflowCallback
+            self.metrics_callback = callback_class(log_every_epoch=config.log_every_epoch,
                                                    log_every_n_steps=config.log_every_n_steps)
             self.metrics_callback._session = self.session
             callbacks.append(self.metrics_callback)
@@ -382,6 +425,12 @@ class _Fit:
                 self.session.failures.record("the model signature", e)
         kwargs: dict[str, Any] = {"name": "model", "signature": signature, "input_example": input_example,
                                   "registered_model_name": config.registered_model_name}
+        if config.flavor == "keras":
+            from mltrail import keras as keras_flavor
+
+            keras_flavor.log_model(model, save_exported_model=config.save_exported_model,
+                                   save_model_kwargs=config.save_model_kwargs, **kwargs)
+            return
         if config.keras_model_kwargs is not None:
             kwargs["keras_model_kwargs"] = config.keras_model_kwargs
         if config.saved_model_kwargs is not None:

@@ -16,6 +16,7 @@ from mltrail.models.evaluation.artifacts import (
 from mltrail.models.evaluation.evaluate import EVALUATOR_NAMES, evaluate
 from mltrail.models.evaluation.metrics import EvaluationMetric, MetricValue, make_metric
 from mltrail.models.evaluation.result import EvaluationResult
+from mltrail.models.evaluation.validation import MetricThreshold
 
 
 def list_evaluators() -> list[str]:
@@ -25,6 +26,6 @@ def list_evaluators() -> list[str]:
 
 __all__ = [
     "CsvEvaluationArtifact", "EvaluationArtifact", "EvaluationMetric", "EvaluationResult", "ImageEvaluationArtifact",
-    "JsonEvaluationArtifact", "MetricValue", "NumpyEvaluationArtifact", "TextEvaluationArtifact", "evaluate",
+    "JsonEvaluationArtifact", "MetricThreshold", "MetricValue", "NumpyEvaluationArtifact", "TextEvaluationArtifact", "evaluate",
     "list_evaluators", "make_metric",
 ]

@@ -17,10 +17,12 @@ from typing import Any
 from mltrail._paths import resolve_under, safe_relpath
 from mltrail.errors import ResourceDoesNotExist
 from mltrail.server.context import ServerContext
+from mltrail.server.ui._table_data import TableData, cell_text, csv_table, is_split_json, split_json
 
 PREVIEW_LIMIT = 512 * 1024  # bytes of text shown; larger files are cut with a note
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".svg")
 JSON_EXTS = (".json",)
+CSV_EXTS = (".csv",)
 YAML_EXTS = (".yaml", ".yml")
 YAML_NAMES = ("MLmodel",)
 TEXT_EXTS = (".txt", ".log", ".csv", ".tsv", ".md", ".py", ".cfg", ".ini", ".toml", ".html", ".htm", ".xml",
@@ -99,7 +101,7 @@ class ArtifactView:
         return f"{base}/ui/files/{self.owner}/{quote(self.owner_id)}/{quote(safe_relpath(path))}"
 
     def preview(self, path: str, base: str = "") -> dict[str, Any]:
-        """What the preview pane shows: `kind` is image, json, yaml, text or binary."""
+        """What the preview pane shows: `kind` is image, table (CSV or split JSON), json, yaml, text, binary."""
         rel = safe_relpath(path)
         name = rel.rsplit("/", 1)[-1]
         lower = name.lower()
@@ -114,11 +116,19 @@ class ArtifactView:
             return out | {"kind": "binary"}
         text = data.decode("utf-8", errors="replace")
         kind = "text"
+        if lower.endswith(CSV_EXTS):
+            try:
+                return out | {"kind": "table", "table": _table_json(csv_table(data, not truncated))}
+            except ValueError:
+                pass  # not a table after all: shown as text
         if lower.endswith(JSON_EXTS):
             kind = "json"
             if not truncated:
                 try:
-                    text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+                    doc = json.loads(text)
+                    if is_split_json(doc):  # a logged table (log_table's split JSON)
+                        return out | {"kind": "table", "table": _table_json(split_json(doc))}
+                    text = json.dumps(doc, indent=2, ensure_ascii=False)
                 except ValueError:
                     kind = "text"
         elif lower.endswith(YAML_EXTS) or name in YAML_NAMES:
@@ -126,6 +136,12 @@ class ArtifactView:
         elif not lower.endswith(TEXT_EXTS) and "." in name and not _looks_textual(data):
             return out | {"kind": "binary"}
         return out | {"kind": kind, "text": text}
+
+
+def _table_json(table: TableData) -> dict[str, Any]:
+    """A table for the preview pane: every cell already text (artifacts.js shows it with textContent)."""
+    return {"columns": table.columns, "rows": [[cell_text(v) for v in row] for row in table.rows],
+            "total": table.total}
 
 
 def _looks_textual(data: bytes) -> bool:

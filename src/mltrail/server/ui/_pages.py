@@ -13,6 +13,7 @@ from mltrail.errors import InvalidParameterValue, MltrailException
 from mltrail.server.context import ServerContext
 from mltrail.server.ui._artifacts import ArtifactView
 from mltrail.server.ui._format import fmt_duration
+from mltrail.server.ui._media import Media, collect_media
 from mltrail.server.ui._models import model_card, snippets
 from mltrail.server.ui._runs import (
     PARENT_TAG,
@@ -159,7 +160,8 @@ def run_page(ui: UI, request: Request) -> Response:
     keys = sorted(run.data.metrics)
     chart_data = _chart_data(base, [run], keys)
     children_metric_keys = sorted({k for c in children for k in c.data.metrics})[:8]
-    return ui.render(request, "run.html", run=run, exp=exp, parent=parent, children=children,
+    media = collect_media(view, root_files, tags, base) if view is not None else Media()
+    return ui.render(request, "run.html", media=media, run=run, exp=exp, parent=parent, children=children,
                      children_metric_keys=children_metric_keys, params=dict(sorted(run.data.params.items())),
                      duration=fmt_duration(run.info.start_time, run.info.end_time),
                      root_files=root_files, artifact_error=artifact_error, summary=summary, cards=cards,

@@ -1,4 +1,4 @@
-// The artifact browser: a lazily expanded tree and a preview pane (text via textContent, images via <img>).
+// The artifact browser: a lazily expanded tree and a preview pane (text and tables via textContent, images via <img>).
 (function () {
   "use strict";
   var el = window.mltrail.el;
@@ -48,6 +48,23 @@
     }).catch(function (e) { ul.textContent = ""; ul.appendChild(el("li", {class: "error"}, e.message)); });
   }
 
+  // A CSV file or logged table: its first rows as a table, every cell a text node.
+  function table(t) {
+    var head = el("tr", null);
+    t.columns.forEach(function (c) { head.appendChild(el("th", null, c)); });
+    var body = el("tbody", null);
+    t.rows.forEach(function (r) {
+      var tr = el("tr", null);
+      r.forEach(function (v) { tr.appendChild(el("td", null, v)); });
+      body.appendChild(tr);
+    });
+    var shown = t.rows.length;
+    var note = t.total === null ? "The first " + shown + " rows." :
+      t.total + (t.total === 1 ? " row" : " rows") + (t.total > shown ? ", the first " + shown + " shown." : ".");
+    return el("div", {class: "preview-table"}, el("p", {class: "muted small"}, note),
+      el("div", {class: "table-wrap"}, el("table", {class: "grid data-table"}, el("thead", null, head), body)));
+  }
+
   function showPreview(box, a) {
     var pane = box.querySelector(".preview");
     box.querySelectorAll(".tree a.selected").forEach(function (x) { x.classList.remove("selected"); });
@@ -66,6 +83,8 @@
       pane.appendChild(head);
       if (p.kind === "image") {
         pane.appendChild(el("img", {src: p.url, alt: p.name, class: "preview-image"}));
+      } else if (p.kind === "table") {
+        pane.appendChild(table(p.table));
       } else if (p.kind === "binary") {
         pane.appendChild(el("p", {class: "muted"}, "A binary file: no preview."));
       } else {
