@@ -7,9 +7,8 @@ light (no TensorFlow, pandas, SQLAlchemy or web framework): heavy modules load o
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mltrail._images import Image
 from mltrail._model_fluent import (
     ActiveModel,
     clear_active_model,
@@ -91,6 +90,9 @@ from mltrail.system_metrics import (
 from mltrail.tracking_uri import get_tracking_uri, is_tracking_uri_set
 from mltrail.version import __version__
 
+if TYPE_CHECKING:
+    from mltrail._images import Image
+
 # Submodules loaded on first attribute access (`mltrail.tensorflow`, `mltrail.pyfunc`, ...).
 _LAZY_SUBMODULES = {
     "tensorflow", "keras", "pyfunc", "models", "data", "artifacts", "entities", "types", "errors", "client",
@@ -98,7 +100,15 @@ _LAZY_SUBMODULES = {
 }
 
 
+# Names defined in modules loaded on first use
+_LAZY_NAMES = {"Image": "mltrail._images"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
     if name in _LAZY_SUBMODULES:
         module = importlib.import_module(f"mltrail.{name}")
         globals()[name] = module

@@ -6,7 +6,6 @@ active model (set by `set_active_model`, else `MLFLOW_ACTIVE_MODEL_ID` from the 
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -15,7 +14,6 @@ from mltrail.entities import LoggedModel, LoggedModelStatus
 from mltrail.environment_variables import MLFLOW_ACTIVE_MODEL_ID
 from mltrail.errors import InvalidParameterValue
 
-_logger = logging.getLogger(__name__)
 _local = threading.local()
 
 # MLflow's tag marking a logged model whose files live outside the tracking store
@@ -127,8 +125,10 @@ def set_active_model(*, name: str | None = None, model_id: str | None = None) ->
                                             order_by=[{"field_name": "creation_timestamp", "ascending": False}],
                                             output_format="list")
         if len(found) > 1:
-            _logger.warning("Multiple LoggedModels found with name %r, setting the latest one as active model.",
-                            name)
+            import logging  # only here: `import mltrail` stays light
+
+            logging.getLogger(__name__).warning(
+                "Multiple LoggedModels found with name %r, setting the latest one as active model.", name)
         model = found[0] if found else create_external_model(name=name)
     return ActiveModel(model, set_by_user=True)
 

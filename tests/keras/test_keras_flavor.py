@@ -60,7 +60,10 @@ def test_import_does_not_load_tensorflow_and_keeps_the_autolog_names():
     import mltrail.keras as mk
     import mltrail.tensorflow as mtf
 
-    assert mk.MlflowCallback is mtf.MlflowCallback and mk.MLflowCallback is mtf.MlflowCallback
+    from mltrail.tensorflow.callback import KerasMlflowCallback
+
+    # MLflow's keras flavor has its own callback (optimizer_* params, metrics linked to a logged model)
+    assert mk.MlflowCallback is KerasMlflowCallback and mk.MLflowCallback is KerasMlflowCallback
     assert mk.MltrailCallback is mtf.MltrailCallback and mk.load_checkpoint is mtf.load_checkpoint
     assert mk.MlflowModelCheckpointCallback is mtf.MlflowModelCheckpointCallback
     assert mk.log_model is not mtf.log_model and mtf.FLAVOR_NAME == "tensorflow"

@@ -36,4 +36,5 @@ def test_evaluation_artifacts_are_listed_previewed_and_served(tmp_path):
         png = c.get(preview["url"])
         assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
         table = c.get("/ui/api/preview", params={"run_id": run_id, "path": "per_class_metrics.csv"}).json()
-        assert table["text"].startswith("positive_class,true_negatives,")
+        assert table["kind"] == "table"  # the per-class metrics show as a table
+        assert table["table"]["columns"][:2] == ["positive_class", "true_negatives"] and table["table"]["rows"]

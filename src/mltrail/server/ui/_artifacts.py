@@ -101,7 +101,7 @@ class ArtifactView:
         return f"{base}/ui/files/{self.owner}/{quote(self.owner_id)}/{quote(safe_relpath(path))}"
 
     def preview(self, path: str, base: str = "") -> dict[str, Any]:
-        """What the preview pane shows: `kind` is image, table (CSV or split JSON), json, yaml, text, binary."""
+        """What the preview pane shows: `kind` is image, table (CSV, split JSON), json, yaml, text, binary."""
         rel = safe_relpath(path)
         name = rel.rsplit("/", 1)[-1]
         lower = name.lower()
