@@ -59,7 +59,6 @@ def test_import_does_not_load_tensorflow_and_keeps_the_autolog_names():
     assert out == ""
     import mltrail.keras as mk
     import mltrail.tensorflow as mtf
-
     from mltrail.tensorflow.callback import KerasMlflowCallback
 
     # MLflow's keras flavor has its own callback (optimizer_* params, metrics linked to a logged model)
