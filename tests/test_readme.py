@@ -39,8 +39,23 @@ def _run(code: str, cwd: Path) -> str:
 
 def test_the_readme_has_the_examples_these_tests_run():
     blocks = _python_blocks()
-    assert len(blocks) == 3
-    assert "mlflow.search_runs" in blocks[0] and "tensorflow.autolog" in blocks[1] and "register_model" in blocks[2]
+    assert len(blocks) == 6
+    assert "mlflow.search_runs" in blocks[0] and "tensorflow.autolog" in blocks[1]
+    assert "set_model" in blocks[2] and "pyfunc.log_model" in blocks[3] and "mlflow.evaluate" in blocks[4]
+    assert "register_model" in blocks[5]
+
+
+def test_the_custom_model_example(tmp_path):
+    blocks = _python_blocks()
+    (tmp_path / "add_n.py").write_text(blocks[2])  # the model file the example logs
+    out = _run(blocks[3], tmp_path)
+    assert out.split()[-4:] == ["0", "6.0", "1", "7.0"]  # the DataFrame printed: a + 5
+
+
+def test_the_evaluation_example(tmp_path):
+    out = _run(_python_blocks()[4], tmp_path)
+    accuracy, uri = out.split()
+    assert float(accuracy) == pytest.approx(45 / 50) and uri.endswith("confusion_matrix.png")
 
 
 def test_the_tracking_example(tmp_path):
@@ -52,5 +67,5 @@ def test_the_tracking_example(tmp_path):
 @pytest.mark.tf
 def test_the_keras_and_registry_examples(tmp_path):
     blocks = _python_blocks()
-    out = _run(PRELUDE + blocks[1] + blocks[2] + "\nprint(champion.predict(x[:2]).shape, mv.version)\n", tmp_path)
+    out = _run(PRELUDE + blocks[1] + blocks[5] + "\nprint(champion.predict(x[:2]).shape, mv.version)\n", tmp_path)
     assert out.split()[-3:] == ["(2,", "2)", "1"]
