@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from mltrail import system_metrics
 from mltrail.client import Client, now_ms
 from mltrail.entities import (
     Experiment,
@@ -227,8 +228,6 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
     active = ActiveRun(run)
     stack.append(active)
     _last_active_run_id = active.info.run_id
-    from mltrail import system_metrics
-
     system_metrics.start_monitoring(active.info.run_id, client.tracking_uri, log_system_metrics,
                                     resume=bool(run_id))
     return active
@@ -245,8 +244,6 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
         return
     run = stack[-1]
     try:
-        from mltrail import system_metrics
-
         system_metrics.stop_monitoring(run.info.run_id)  # its last sample lands before the run ends
         _client().set_terminated(run.info.run_id, status)
     finally:

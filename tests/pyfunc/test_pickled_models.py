@@ -4,6 +4,7 @@ opt-ins, loaded with them; MLflow's own pickled and models-from-code fixtures lo
 from __future__ import annotations
 
 import os
+import sys
 
 import pandas as pd
 import pytest
@@ -54,6 +55,19 @@ def test_loading_a_pickle_needs_the_keyword_and_the_variable(pickled, monkeypatc
     assert message.startswith("Deserializing model using pickle is disallowed, but this model is saved in cloudpickle")
     assert "allow_pickle=True" in message and "MLTRAIL_ALLOW_PICKLE=true" in message
     assert "python_model.pkl" in message
+
+
+def test_a_refused_pickle_leaves_sys_path_alone(tmp_path, monkeypatch):
+    # a refused model's code/ must not shadow a module the process imports later
+    helper = tmp_path / "offset_helper.py"
+    helper.write_text("OFFSET = 1\n")
+    path = tmp_path / "model"
+    pyfunc.save_model(path, python_model=AddOffset(), artifacts={"offset": str(helper)}, code_paths=[str(helper)])
+    monkeypatch.delenv("MLTRAIL_ALLOW_PICKLE", raising=False)
+    before = list(sys.path)
+    with pytest.raises(InvalidParameterValue):
+        pyfunc.load_model(str(path))
+    assert sys.path == before
 
 
 def test_loading_a_pickle_with_both_opt_ins(pickled, monkeypatch):

@@ -31,11 +31,16 @@ def pickle_allowed(allow_pickle: bool | None = None) -> bool:
     return allow_pickle is True and env_allows_pickle()
 
 
-def pickle_refused(what: str, where: str, allow_pickle: bool | None = None) -> InvalidParameterValue:
-    """The error for a refused unpickling of `what` (e.g. "custom objects") from the file(s) `where`."""
+def missing_opt_ins(allow_pickle: bool | None) -> str:
+    """Which of the two yeses is missing, for the refusal's message."""
     missing = [m for m, ok in ((f"allow_pickle=True (received allow_pickle={allow_pickle!r})", allow_pickle is True),
                                (f"the environment variable {ALLOW_PICKLE_ENV}=true", env_allows_pickle())) if not ok]
+    return " and ".join(missing)
+
+
+def pickle_refused(what: str, where: str, allow_pickle: bool | None = None) -> InvalidParameterValue:
+    """The error for a refused unpickling of `what` (e.g. "custom objects") from the file(s) `where`."""
     return InvalidParameterValue(
         f"Deserializing {what} using cloudpickle is disallowed, but this model was saved with {what} in pickle "
         f"format ({where}). Unpickling runs code from the model's files: if you trust them, pass allow_pickle=True "
-        f"and set the environment variable {ALLOW_PICKLE_ENV}=true (missing: {' and '.join(missing)}).")
+        f"and set the environment variable {ALLOW_PICKLE_ENV}=true (missing: {missing_opt_ins(allow_pickle)}).")

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import platform
-import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -24,7 +23,6 @@ from mltrail.models.mlmodel import Model
 
 FLAVOR_NAME = "python_function"
 MAIN = "loader_module"
-CODE = "code"
 MODEL_CONFIG = "config"
 
 # loader_module written in MLmodel files -> the module of ours that loads it
@@ -38,7 +36,8 @@ _LOADERS: dict[str, str] = {
     "mlflow.pyfunc.loaders.code_model": "mltrail.pyfunc.loader",
 }
 
-__all__ = ["FLAVOR_NAME", "PyFuncImplementation", "PyFuncModel", "allowed_loader_modules", "load_model", "register_loader_module"]
+__all__ = ["FLAVOR_NAME", "PyFuncImplementation", "PyFuncModel", "allowed_loader_modules", "load_model", "read_model_config",
+           "register_loader_module"]
 
 
 def allowed_loader_modules() -> list[str]:
@@ -174,8 +173,8 @@ def _check_python_version(conf: dict[str, Any], uri: str) -> None:
             "predict the same.", MltrailWarning, stacklevel=3)
 
 
-def _read_model_config(model_config: Any) -> dict[str, Any] | None:
-    """A load-time `model_config`: a dict, or the path of a YAML file holding one."""
+def read_model_config(model_config: Any) -> dict[str, Any] | None:
+    """`model_config` as a dict: given as one, or read from a YAML file path."""
     if model_config is None or isinstance(model_config, dict):
         return model_config
     if isinstance(model_config, str | os.PathLike):
@@ -187,12 +186,17 @@ def _read_model_config(model_config: Any) -> dict[str, Any] | None:
                 f"An invalid `model_config` file was passed. The provided `model_config` file '{path}' is not a "
                 "valid file path.")
         with open(path, encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh)
+            try:
+                loaded = yaml.safe_load(fh)
+            except yaml.YAMLError as e:
+                raise InvalidParameterValue(
+                    f"The provided `model_config` file '{path}' is not a valid YAML file: {e}") from None
         if not isinstance(loaded, dict):
-            raise InvalidParameterValue(f"The `model_config` file '{path}' must hold a mapping.")
+            raise InvalidParameterValue(
+                f"The `model_config` file '{path}' must hold a mapping; it holds {type(loaded).__name__}.")
         return loaded
     raise InvalidParameterValue(
-        f"model_config must be a dict or a YAML file's path; received {type(model_config).__name__}.")
+        f"model_config must be a dict or the path of a YAML file; received {type(model_config).__name__}.")
 
 
 def _effective_model_config(saved: Any, given: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -218,17 +222,6 @@ def _effective_model_config(saved: Any, given: dict[str, Any] | None) -> dict[st
                      "``pyfunc`` flavor. Current allowed configuration includes %s", ", ".join(ignored),
                      ", ".join(saved))
     return {**saved, **{k: v for k, v in overrides.items() if k in saved}}
-
-
-def _add_code_to_sys_path(local: str, conf: dict[str, Any]) -> None:
-    """Put the model's `code/` directory (its `code_paths`) first on sys.path, as MLflow does."""
-    code = conf.get(CODE)
-    if code:
-        from mltrail._paths import resolve_under
-
-        path = resolve_under(local, str(code))
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = False, dst_path: str | None = None,
@@ -267,11 +260,10 @@ def load_model(model_uri: str | os.PathLike[str], suppress_warnings: bool = Fals
             f"registered flavor (allowed: {', '.join(allowed_loader_modules())}). Nothing was imported.")
     if not suppress_warnings:
         _check_python_version(conf, uri)
-    _add_code_to_sys_path(local, conf)
     module = importlib.import_module(impl_name)
     load = module._load_pyfunc
     accepted = inspect.signature(load).parameters
-    given = _read_model_config(model_config)
+    given = read_model_config(model_config)
     options: dict[str, Any] = {}
     if "model_config" in accepted:
         options["model_config"] = _effective_model_config(conf.get(MODEL_CONFIG), given)

@@ -16,7 +16,7 @@ from mltrail.models.pyfunc import FLAVOR_NAME
 from mltrail.pyfunc.artifacts import artifact_paths
 from mltrail.pyfunc.code_model import MODEL_CODE_PATH, load_model_code
 from mltrail.pyfunc.model import FunctionPythonModel, PythonModelContext, PythonModelWrapper
-from mltrail.pyfunc.pickled import load_python_model
+from mltrail.pyfunc.pickled import add_code_to_sys_path, load_python_model
 
 __all__ = ["load_python_model_from_dir"]
 
@@ -29,7 +29,8 @@ def load_python_model_from_dir(path: str, meta: Model | None = None, model_confi
     meta = meta if meta is not None else Model.load(path)
     conf = meta.flavors.get(FLAVOR_NAME) or {}
     code_path = conf.get(MODEL_CODE_PATH)
-    if code_path:
+    if code_path:  # a model from code: the user asked to run it by loading it
+        add_code_to_sys_path(path, conf)
         python_model = load_model_code(resolve_under(path, os.path.basename(str(code_path))))
     else:
         python_model = load_python_model(path, conf, allow_pickle)

@@ -13,30 +13,44 @@ import gzip
 import lzma
 import os
 import pickle
+import sys
 from collections.abc import Callable
 from typing import IO, Any
 
 from mltrail.errors import InvalidParameterValue, MltrailException
-from mltrail.models.pickle_opt_in import ALLOW_PICKLE_ENV, env_allows_pickle, pickle_allowed
+from mltrail.models.pickle_opt_in import ALLOW_PICKLE_ENV, missing_opt_ins, pickle_allowed
 
-__all__ = ["PICKLE_FILE", "check_pickle_allowed", "dump_python_model", "load_python_model"]
+__all__ = ["PICKLE_FILE", "add_code_to_sys_path", "check_pickle_allowed", "dump_python_model", "load_python_model"]
 
 PICKLE_FILE = "python_model.pkl"
 # MLflow's `python_model_compression` values -> how to open the file
 _OPENERS: dict[str, Callable[..., Any]] = {"lzma": lzma.open, "bzip2": bz2.open, "gzip": gzip.open}
 
 
+def add_code_to_sys_path(model_path: str, conf: dict[str, Any]) -> None:
+    """Put the model's `code/` directory (its `code_paths`) first on sys.path, as MLflow does.
+
+    Only for custom Python models, whose code runs by the user's choice (a model from code, or a pickle
+    after the opt-in): a Keras model's files are data, and must not shadow a module this process imports.
+    """
+    code = conf.get("code")
+    if code:
+        from mltrail._paths import resolve_under
+
+        path = resolve_under(model_path, str(code))
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def check_pickle_allowed(allow_pickle: bool, where: str) -> None:
     """Refuse to unpickle the model at `where` unless both the keyword and the environment variable say yes."""
     if pickle_allowed(allow_pickle):  # the one opt-in check, shared with the Keras flavors' custom objects
         return
-    missing = [m for m, ok in ((f"allow_pickle=True (received allow_pickle={allow_pickle!r})", allow_pickle is True),
-                               (f"the environment variable {ALLOW_PICKLE_ENV}=true", env_allows_pickle())) if not ok]
     raise InvalidParameterValue(
         "Deserializing model using pickle is disallowed, but this model is saved in cloudpickle format "
         f"({where}). Unpickling runs code from the model's files: load it only if you trust where it came "
         f"from, by passing allow_pickle=True to mltrail.pyfunc.load_model and setting {ALLOW_PICKLE_ENV}=true "
-        f"(missing: {' and '.join(missing)}). Safer: save the model as code (python_model='model.py', the file "
+        f"(missing: {missing_opt_ins(allow_pickle)}). Safer: save the model as code (python_model='model.py', the file "
         "calling mltrail.models.set_model(...)), which needs no pickle.")
 
 
@@ -106,6 +120,7 @@ def load_python_model(model_path: str, conf: dict[str, Any], allow_pickle: bool)
 
     file = resolve_under(model_path, str(subpath))
     check_pickle_allowed(allow_pickle, repr(file))
+    add_code_to_sys_path(model_path, conf)  # only now: the pickle may name modules of the model's code/
     compression = conf.get("python_model_compression")
     opener = _OPENERS.get(str(compression)) if compression else open
     if opener is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceAlreadyExists
 from mltrail.models.mlmodel import MLMODEL_FILE_NAME, Model, ModelInfo
-from mltrail.models.pyfunc import FLAVOR_NAME, MAIN
+from mltrail.models.pyfunc import FLAVOR_NAME, MAIN, read_model_config
 from mltrail.models.signature import ModelSignature
 from mltrail.pyfunc.artifacts import save_artifacts
 from mltrail.pyfunc.code_model import MODEL_CODE_PATH, load_model_code, resolve_code_path
@@ -105,32 +105,6 @@ def add_to_model(model: Model, loader_module: str, data: str | None = None, code
     if model_code_path:
         params[MODEL_CODE_PATH] = model_code_path
     return model.add_flavor(FLAVOR_NAME, **params)
-
-
-def _model_config(model_config: Any) -> dict[str, Any] | None:
-    """`model_config` as a dict: given as one, or read from a YAML file path."""
-    if model_config is None or isinstance(model_config, dict):
-        return model_config
-    if isinstance(model_config, str | os.PathLike):
-        import yaml
-
-        path = os.path.abspath(os.fspath(model_config))
-        if not os.path.isfile(path):
-            raise InvalidParameterValue(
-                f"An invalid `model_config` file was passed. The provided `model_config` file '{path}' is not a "
-                "valid file path.")
-        with open(path, encoding="utf-8") as fh:
-            try:
-                loaded = yaml.safe_load(fh)
-            except yaml.YAMLError as e:
-                raise InvalidParameterValue(
-                    f"The provided `model_config` file '{path}' is not a valid YAML file: {e}") from None
-        if not isinstance(loaded, dict):
-            raise InvalidParameterValue(
-                f"The `model_config` file '{path}' must hold a mapping; it holds {type(loaded).__name__}.")
-        return loaded
-    raise InvalidParameterValue(
-        f"model_config must be a dict or the path of a YAML file; received {type(model_config).__name__}.")
 
 
 def _check_python_model(python_model: Any) -> Any:
@@ -240,7 +214,7 @@ def save_model(path: str | os.PathLike[str], loader_module: str | None = None, d
                 f"signature must be a ModelSignature (see mltrail.models.infer_signature); received "
                 f"{type(signature).__name__}.")
         signature = ModelSignature.from_dict(signature)
-    config = _model_config(model_config)
+    config = read_model_config(model_config)
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise ResourceAlreadyExists(f"Path '{path}' already exists and is not empty")
