@@ -19,6 +19,8 @@ _COMMANDS = {
     "runs": "mltrail._cli_runs:runs",
     "gc": "mltrail._cli_tracking:gc",
     "db": "mltrail._cli_tracking:db",
+    "import-mlflow": "mltrail._cli_import_mlflow:import_mlflow",
+    "export-mlflow": "mltrail._cli_export_mlflow:export_mlflow",
     "server": "mltrail.server.cli:server",
     "ui": "mltrail.server.cli:ui",
     "sync": "mltrail.store.sync_cli:sync",

@@ -1,0 +1,1 @@
+"""Interoperation with other tracking systems' stores (today: MLflow's), read and written without their packages."""

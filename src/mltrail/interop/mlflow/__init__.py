@@ -1,0 +1,1 @@
+"""MLflow's stores, read and written without the `mlflow` package: `mltrail import-mlflow` and `export-mlflow`."""
