@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.store.base import TrackingStore
+from mltrail.store.mlflow_detect import check_not_file_store
 from mltrail.store.registry_base import RegistryStore
 from mltrail.tracking_uri import default_artifact_root_for, get_tracking_uri, local_dir_of, scheme_of
 
@@ -33,6 +34,7 @@ def _sql_store(uri: str, artifact_root: str | None) -> TrackingStore:
 
 def _dir_store(uri: str, artifact_root: str | None) -> TrackingStore:
     directory = local_dir_of(uri) or uri
+    check_not_file_store(directory, uri)  # an MLflow `mlruns` folder is imported, never silently reused
     return _sql_store("sqlite:///" + os.path.join(directory, "mltrail.db"),
                       artifact_root or os.path.join(directory, "artifacts"))
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from mltrail.errors import MltrailException
+from mltrail.store.mlflow_detect import check_not_file_store, check_revision, check_sqlite_file
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 60_000
@@ -43,6 +44,12 @@ def make_engine(uri: str) -> Engine:
 def _sqlite_engine(uri: str) -> Engine:
     path = uri.split(":///", 1)[1] if ":///" in uri else ""
     if path and path != ":memory:":
+        # before the first connection, which would switch the file to WAL: an MLflow database is refused as it is
+        if os.path.exists(path):
+            check_sqlite_file(path, uri)
+        else:
+            directory = os.path.dirname(os.path.abspath(path))
+            check_not_file_store(directory, directory)
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     engine = create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
 
@@ -122,8 +129,19 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def refuse_foreign_schema(engine: Engine) -> None:
+    """Refuse, before any write, a database whose Alembic revision is not ours (an MLflow one above all)."""
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+            if "alembic_version" in names else None
+    shown = engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=True)
+    check_revision(shown, revision, names)
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest schema with Alembic (imported only when needed)."""
+    refuse_foreign_schema(engine)
     from alembic import command
     from alembic.config import Config
 
@@ -146,6 +164,7 @@ def ensure_schema(engine: Engine) -> None:
     rev = current_revision(engine)
     if rev == HEAD:
         return
+    refuse_foreign_schema(engine)
     if engine.dialect.name == "sqlite" or rev is None:
         upgrade(engine)
         return
