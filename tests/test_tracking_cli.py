@@ -74,3 +74,46 @@ def test_db_upgrade(tmp_path):
     from mltrail.store.sql.migrations import HEAD
 
     assert r.exit_code == 0 and f"from empty to {HEAD}" in r.output
+
+
+def test_gc_against_a_server_asks_for_the_database_uri(sqlite_uri):
+    for env_uri, args in (("http://127.0.0.1:9/", []), (sqlite_uri, ["--backend-store-uri", "https://tracking.example"])):
+        r = CliRunner().invoke(main, ["gc", *args], env={"MLTRAIL_TRACKING_URI": env_uri})
+        assert r.exit_code == 2, r.output
+        assert "needs the tracking server's database URI" in r.output and "received the server URI" in r.output
+
+
+def test_gc_keeps_the_rows_of_a_run_whose_artifacts_remain_and_reports_it(sqlite_uri):
+    from sqlalchemy import update
+
+    from mltrail.store import get_store
+    from mltrail.store.sql import schema
+
+    mltrail.set_tracking_uri(sqlite_uri)
+    runs = {}
+    for name in ("stuck", "fine"):
+        with mltrail.start_run(run_name=name) as run:
+            mltrail.log_text("x", "f.txt")
+        runs[name] = run.info
+        assert run_cli("runs", "delete", "-r", run.info.run_id, uri=sqlite_uri).exit_code == 0
+    store = get_store(sqlite_uri)
+    stuck = runs["stuck"]
+    with store.engine.begin() as conn:  # an artifact root this mltrail cannot reach: deleting it fails
+        conn.execute(update(schema.runs).where(schema.runs.c.run_uuid == stuck.run_id)
+                     .values(artifact_uri="unreachable-scheme://bucket/artifacts"))
+
+    gc = CliRunner().invoke(main, ["gc"], env={"MLTRAIL_TRACKING_URI": sqlite_uri})
+    assert gc.exit_code == 1, gc.output
+    assert f"Purged run {runs['fine'].run_id}" in gc.output and "1 run(s) purged." in gc.output
+    assert f"kept run {stuck.run_id}: could not delete its artifacts" in gc.output
+    assert "1 run(s) kept because their artifacts could not be deleted" in gc.output and stuck.run_id in gc.output
+    assert not os.path.exists(runs["fine"].artifact_uri)
+    assert store.deleted_run_ids() == [stuck.run_id]  # its rows stay, still deleted, for the next gc
+
+    with store.engine.begin() as conn:  # the cause fixed: the next gc removes files, then rows
+        conn.execute(update(schema.runs).where(schema.runs.c.run_uuid == stuck.run_id)
+                     .values(artifact_uri=stuck.artifact_uri))
+    assert os.path.exists(os.path.join(stuck.artifact_uri, "f.txt"))
+    again = run_cli("gc", uri=sqlite_uri)
+    assert again.exit_code == 0 and f"Purged run {stuck.run_id}" in again.output
+    assert not os.path.exists(stuck.artifact_uri) and store.deleted_run_ids() == []

@@ -19,6 +19,7 @@ from mltrail.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
+from mltrail.uri_forms import ModelUri, parse_model_uri
 
 if TYPE_CHECKING:
     from mltrail.store.registry_base import RegistryStore
@@ -136,24 +137,24 @@ class RegistryClientMixin:
                                          tags=dict(src.tags), run_link=src.run_link, description=src.description,
                                          model_id=src.model_id)
 
-    def _version_from_uri(self, uri: str) -> ModelVersion:
+    def _version_from_uri(self, uri: str | ModelUri) -> ModelVersion:
         """The version `models:/<name>/<version|latest|stage>` or `models:/<name>@<alias>` names."""
-        body = uri[len("models:/"):] if uri.startswith("models:/") else ""
-        name, _, suffix = body.partition("/")
-        if name and "@" in name and not suffix:
-            name, _, alias = name.rpartition("@")
-            return self.get_model_version_by_alias(name, alias)
-        if name and suffix and "/" not in suffix:
-            if suffix.isdigit():
-                return self.get_model_version(name, suffix)
-            if suffix.lower() == "latest":
-                return self.get_model_version_by_alias(name, "latest")
-            latest = self._registry_store.get_latest_versions(name, [suffix])
+        parsed = uri if isinstance(uri, ModelUri) else parse_model_uri(uri)
+        name = str(parsed.name)
+        if parsed.kind == "registered_alias":
+            return self.get_model_version_by_alias(name, str(parsed.alias))
+        if parsed.kind == "registered_version":
+            return self.get_model_version(name, str(parsed.version))
+        if parsed.kind == "registered_latest":
+            return self.get_model_version_by_alias(name, "latest")
+        if parsed.kind == "registered_stage":
+            latest = self._registry_store.get_latest_versions(name, [str(parsed.stage)])
             if latest:
                 return max(latest, key=lambda mv: int(mv.version))
-            raise ResourceDoesNotExist(f"No version of registered model {name!r} is in stage {suffix!r}.")
+            # MLflow's words (store/artifact/utils/models.py _get_latest_model_version)
+            raise ResourceDoesNotExist(f"No versions of model with name '{name}' and stage '{parsed.stage}' found")
         raise InvalidParameterValue(
-            f"Invalid model version URI {uri!r}: expected models:/<name>/<version>, models:/<name>/latest, "
+            f"Invalid model version URI '{uri}': expected models:/<name>/<version>, models:/<name>/latest, "
             "models:/<name>/<stage> or models:/<name>@<alias>.")
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:

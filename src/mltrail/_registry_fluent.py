@@ -1,7 +1,8 @@
 """Module-level model registry API (`mltrail.register_model`, `mltrail.search_registered_models`, ...).
 
-`register_model` works out a version's source as MLflow 3 does: a `runs:/` URI whose path holds an
-MLmodel file registers those run artifacts, otherwise the run's logged model of that name; a
+`register_model` works out a version's source by the one rule for `runs:/` (`mltrail.uris`): the
+run's logged model of that name when it has one, otherwise the run's artifacts there (which must
+hold an MLmodel file); a
 `models:/<model_id>` URI registers the logged model (and records the new version in its
 `mlflow.modelVersions` tag).
 """
@@ -28,41 +29,32 @@ def _client() -> Client:
 
 def _source_of(client: Client, model_uri: str) -> tuple[str, str | None, str | None]:
     """(source, run_id, model_id) to register for `model_uri`."""
-    from mltrail.uris import is_model_id  # loaded on first use: `import mltrail` stays ~30 ms
+    # loaded on first use: `import mltrail` stays ~30 ms
+    from mltrail.uri_forms import is_models_uri, is_runs_uri, parse_model_uri
+    from mltrail.uris import run_artifact_target
 
-    if model_uri.startswith("runs:"):
-        body = model_uri[len("runs:"):].lstrip("/")
-        run_id, _, path = body.partition("/")
-        path = path.strip("/")
-        if not run_id or not path:
+    if not (is_runs_uri(model_uri) or is_models_uri(model_uri)):
+        return model_uri, None, None
+    parsed = parse_model_uri(model_uri)
+    if parsed.kind == "run":
+        if not parsed.subpath:
             raise InvalidParameterValue(f"Invalid model URI {model_uri!r}: expected runs:/<run_id>/<artifact path>.")
-        files = {os.path.basename(f.path.rstrip("/")) for f in client.list_artifacts(run_id, path)}
-        if "MLmodel" in files:
-            return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}", run_id, None
-        run = client.get_run(run_id)
-        steps = {o.model_id: o.step for o in run.outputs.model_outputs}
-        named = []
-        for model_id in steps:
-            try:
-                model = client.get_logged_model(model_id)
-            except ResourceDoesNotExist:
-                continue
-            if model.name == path:
-                named.append(model)
-        if not named:
+        root, path, model = run_artifact_target(client, parsed)
+        if model is not None:
+            if path:  # a folder inside the logged model: register those files
+                return f"{root.rstrip('/')}/{path}", parsed.run_id, model.model_id
+            return f"models:/{model.model_id}", parsed.run_id, model.model_id
+        files = {os.path.basename(f.path.rstrip("/")) for f in client.list_artifacts(str(parsed.run_id), path)}
+        if "MLmodel" not in files:  # MLflow's words (tracking/_model_registry/fluent.py), then ours
             raise ResourceDoesNotExist(
-                f"Cannot register {model_uri!r}: run {run_id} has no MLmodel at {path!r} and no logged model "
-                f"named {path!r}.")
-        best = max(named, key=lambda m: (steps[m.model_id], m.creation_timestamp))
-        return f"models:/{best.model_id}", run_id, best.model_id
-    if model_uri.startswith("models:"):
-        body = model_uri[len("models:"):].lstrip("/")
-        if is_model_id(body.rstrip("/")):
-            return f"models:/{body.rstrip('/')}", None, body.rstrip("/")
-        # an existing registered version: register the same files again
-        src = client._version_from_uri(f"models:/{body}")
-        return (f"models:/{src.model_id}" if src.model_id else str(src.source)), src.run_id, src.model_id
-    return model_uri, None, None
+                f"Unable to find a logged_model with artifact_path {path} under run {parsed.run_id}: the run "
+                f"has no MLmodel at {path!r} and no logged model named {parsed.head!r}.")
+        return f"{root.rstrip('/')}/{path}", parsed.run_id, None
+    if parsed.kind == "logged_model":
+        return parsed.base, None, parsed.model_id
+    # an existing registered version: register the same files again
+    src = client._version_from_uri(parsed)
+    return (f"models:/{src.model_id}" if src.model_id else str(src.source)), src.run_id, src.model_id
 
 
 def register_model(model_uri: str, name: str, await_registration_for: int = 300, *,

@@ -8,17 +8,21 @@ from mltrail.errors import ResourceDoesNotExist
 
 
 def run_logged_model(client: Client, run_id: str, name: str) -> LoggedModel | None:
-    """The run's output model called `name` (READY ones first, then the newest); None when it has none."""
+    """The run's output model called `name`, or None when it has none.
+
+    Of several, READY ones first, then the one logged at the largest step (MLflow's `register_model`
+    rule), then the newest.
+    """
     run = client.get_run(run_id)
+    steps = {o.model_id: o.step for o in (run.outputs.model_outputs if run.outputs else [])}
     named = []
-    for output in (run.outputs.model_outputs if run.outputs else []):
+    for model_id in steps:
         try:
-            model = client.get_logged_model(output.model_id)
+            model = client.get_logged_model(model_id)
         except ResourceDoesNotExist:  # deleted since
             continue
         if model.name == name:
             named.append(model)
     if not named:
         return None
-    ready = [m for m in named if m.status == "READY"] or named
-    return max(ready, key=lambda m: m.creation_timestamp)
+    return max(named, key=lambda m: (m.status == "READY", steps[m.model_id] or 0, m.creation_timestamp or 0))

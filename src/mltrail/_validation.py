@@ -19,7 +19,7 @@ MAX_ENTITIES_PER_BATCH = 1000
 
 # MLflow's key charset: alphanumerics, underscores, dashes, periods, spaces, slashes and colons.
 _VALID_KEY = re.compile(r"^[/\w.\- :]*$")
-_RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+_RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")  # fullmatch: "$" would accept a trailing newline
 
 
 _known_good_keys: set[str] = set()  # keys repeat endlessly in logging: check each once
@@ -143,7 +143,7 @@ def validate_batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:
 
 
 def validate_run_id(run_id: Any) -> str:
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise InvalidParameterValue(f"Invalid run ID: {run_id!r}. Expected a string of letters, digits, '-' or '_'.")
     return run_id
 

@@ -119,7 +119,7 @@ class Client(RegistryClientMixin):
                                    else now_ms(), name)
 
     def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> RunInfo:
-        self.flush()
+        # a remote store journals the end after the run's queued calls and waits for them (bounded)
         return self.store.update_run_info(run_id, _status_name(status) or RunStatus.FINISHED, end_time or now_ms(),
                                           None)
 
@@ -172,7 +172,7 @@ class Client(RegistryClientMixin):
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every queued log call has been stored (remote stores queue; others don't).
 
-        `timeout` (seconds) bounds the wait; None means MLTRAIL_FLUSH_TIMEOUT (120 s by default).
+        `timeout` (seconds) bounds the wait; None means MLTRAIL_FLUSH_TIMEOUT (30 s by default).
         """
         self.store.flush(timeout)
 
@@ -194,9 +194,15 @@ class Client(RegistryClientMixin):
 
     def _resolve_artifact_root(self, root_uri: str) -> str:
         """`mlflow-artifacts:/x` means the tracking server's proxy; make it an http URI for that server."""
-        if root_uri.startswith("mlflow-artifacts:") and self.tracking_uri.startswith(("http://", "https://")):
-            path = root_uri[len("mlflow-artifacts:"):].lstrip("/")
-            return f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}"
+        import urllib.parse
+
+        from mltrail.uri_forms import PROXY_HTTP_ANCHOR, is_proxy_uri, parse_artifact_uri
+
+        if is_proxy_uri(root_uri) and self.tracking_uri.startswith(("http://", "https://")):
+            parsed = parse_artifact_uri(root_uri)
+            if parsed.base is None:  # not mlflow-artifacts://host:port/x, which names its server itself
+                path = urllib.parse.quote(parsed.path)  # the http form is percent-encoded
+                return f"{self.tracking_uri.rstrip('/')}{PROXY_HTTP_ANCHOR}/{path}"
         return root_uri
 
     def run_artifact_repo(self, run_id: str) -> ArtifactRepository:

@@ -101,10 +101,12 @@ MLFLOW_TRACKING_CLIENT_CERT_PATH = EnvironmentVariable("MLFLOW_TRACKING_CLIENT_C
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = EnvironmentVariable("MLFLOW_HTTP_REQUEST_MAX_RETRIES", int, 5)
 MLFLOW_HTTP_REQUEST_TIMEOUT = EnvironmentVariable("MLFLOW_HTTP_REQUEST_TIMEOUT", int, 120)
 # ours: how long flush() and the end of a run wait for queued remote logging (seconds)
-MLTRAIL_FLUSH_TIMEOUT = EnvironmentVariable("MLTRAIL_FLUSH_TIMEOUT", float, 120.0)
+MLTRAIL_FLUSH_TIMEOUT = EnvironmentVariable("MLTRAIL_FLUSH_TIMEOUT", float, 30.0)
 # ours: where the remote-logging journal lives, and how often it is synced to disk (seconds)
 MLTRAIL_JOURNAL_DIR = EnvironmentVariable("MLTRAIL_JOURNAL_DIR", str, None)
 MLTRAIL_JOURNAL_FSYNC_INTERVAL = EnvironmentVariable("MLTRAIL_JOURNAL_FSYNC_INTERVAL", float, 1.0)
+# ours: a journal file past this size (bytes) is rewritten without what the server acknowledged
+MLTRAIL_JOURNAL_COMPACT_BYTES = EnvironmentVariable("MLTRAIL_JOURNAL_COMPACT_BYTES", int, 8 * 1024 * 1024)
 
 # ---------------------------------------------------------------------- system metrics (mltrail.system_metrics)
 MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING = BooleanEnvironmentVariable("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", False)

@@ -228,6 +228,10 @@ def start_run(run_id: str | None = None, experiment_id: str | None = None, run_n
     active = ActiveRun(run)
     stack.append(active)
     _last_active_run_id = active.info.run_id
+    # exit hooks run last-registered first: ours must end the runs before a store's hook (registered when
+    # the store was first used) flushes what remains, so the run's end is among what it sends
+    atexit.unregister(_end_runs_at_exit)
+    atexit.register(_end_runs_at_exit)
     system_metrics.start_monitoring(active.info.run_id, client.tracking_uri, log_system_metrics,
                                     resume=bool(run_id))
     return active

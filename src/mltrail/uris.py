@@ -1,9 +1,14 @@
-"""The one reader of model and artifact URIs: resolve them to a local directory, or download them.
+"""Resolve model and artifact URIs to a local directory, or download them: the one resolver.
 
-Accepted: `models:/<model_id>[/path]` (a logged model), `models:/<name>/<version>`,
-`models:/<name>/latest` and `models:/<name>@<alias>` (registry), `runs:/<run_id>/<name>[/path]`
-(the run's logged model of that name, else the run's artifacts), a local path, `file://` and any
-artifact URI (`s3://`, `mlflow-artifacts:/`, `http(s)://`).
+`mltrail.uri_forms` reads the text (every caller parses through it); this module decides what a
+parsed URI means. Accepted: `models:/<model_id>[/path]` (a logged model), `models:/<name>/<version>`,
+`models:/<name>/latest`, `models:/<name>/<stage>` and `models:/<name>@<alias>` (registry),
+`runs:/<run_id>/<name>[/path]`, a local path, `file://` and any artifact URI (`s3://`,
+`mlflow-artifacts:/`, `http(s)://`).
+
+One rule for `runs:/<run_id>/<name>[/path]` (MLflow 3's): the run's logged model called `<name>`
+when the run has one, else `<name>[/path]` in the run's own artifacts. Loading, downloading,
+listing, registering, `set_signature` and requirement updates all follow it (`run_artifact_target`).
 
 A model in a local artifact store is used in place, not copied (loading is then instant): treat
 the returned directory as read-only. With `dst_path`, the model is always copied there.
@@ -12,24 +17,22 @@ the returned directory as read-only. With `dst_path`, the model is always copied
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
 
 from mltrail._paths import resolve_under, safe_relpath
+from mltrail._run_models import run_logged_model
 from mltrail.client import Client
+from mltrail.entities import LoggedModel
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.store.artifact import get_artifact_repository
 from mltrail.store.artifact.local import local_path_of
 from mltrail.tracking_uri import scheme_of
+from mltrail.uri_forms import ModelUri, is_model_id, is_models_uri, is_runs_uri, parse_model_uri
 
-_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
-
-
-def is_model_id(value: str) -> bool:
-    """Whether `value` looks like a logged model id (`m-` and 32 hex digits)."""
-    return bool(_MODEL_ID.match(value))
+__all__ = ["download_uri", "is_model_id", "resolve_model_uri", "resolve_parsed", "run_artifact_target",
+           "stored_model_location"]
 
 
 def _local_path_of(uri: str) -> str | None:
@@ -39,14 +42,14 @@ def _local_path_of(uri: str) -> str | None:
     return None
 
 
-def _place(local: str, dst_path: str | None, what: str) -> str:
-    """`local` itself, or a copy of it under `dst_path` when one was asked for."""
+def _place(local: str, dst_path: str | None, what: str, name: str | None = None) -> str:
+    """`local` itself, or a copy of it as `dst_path`/`name` (default: its own name) when one was asked for."""
     if not os.path.exists(local):
         raise ResourceDoesNotExist(f"No model at {what}: {local!r} does not exist.")
     if dst_path is None:
         return local
     os.makedirs(dst_path, exist_ok=True)
-    target = os.path.join(os.path.abspath(dst_path), os.path.basename(os.path.normpath(local)) or "model")
+    target = os.path.join(os.path.abspath(dst_path), name or os.path.basename(os.path.normpath(local)) or "model")
     if os.path.isdir(local):
         shutil.copytree(local, target, dirs_exist_ok=True)
     else:
@@ -55,13 +58,21 @@ def _place(local: str, dst_path: str | None, what: str) -> str:
 
 
 def _under(location: str, subpath: str, dst_path: str | None, what: str,
-           download: Callable[[str, str], str]) -> str:
-    """The model files at `location`/`subpath`: in place when local, else via `download(subpath, dst)`."""
+           download: Callable[[str, str], str], name: str | None = None) -> str:
+    """The model files at `location`/`subpath`: in place when local, else via `download(subpath, dst)`.
+
+    `name`: what a copy of the whole of `location` is called under `dst_path` (`runs:/<run>/<name>`
+    lands as `<dst>/<name>`, as in MLflow, though the logged model's own folder is `artifacts`).
+    """
     subpath = safe_relpath(subpath)
     local_root = _local_path_of(location)
     if local_root is not None:
-        return _place(resolve_under(local_root, subpath), dst_path, what)
-    return str(download(subpath, dst_path or tempfile.mkdtemp(prefix="mltrail-model-")))
+        return _place(resolve_under(local_root, subpath), dst_path, what, None if subpath else name)
+    dst = dst_path or tempfile.mkdtemp(prefix="mltrail-model-")
+    if name and not subpath:
+        dst = os.path.join(dst, name)
+        os.makedirs(dst, exist_ok=True)
+    return str(download(subpath, dst))
 
 
 def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tracking_uri: str | None) -> str:
@@ -71,71 +82,64 @@ def _resolve_logged_model(model_id: str, subpath: str, dst_path: str | None, tra
                   lambda p, d: client.download_logged_model_artifacts(model_id, p, d))
 
 
-def _resolve_registry(uri: str, name: str, version: str | None, alias: str | None, subpath: str,
-                      dst_path: str | None, tracking_uri: str | None) -> str:
+def _resolve_registry(parsed: ModelUri, dst_path: str | None, tracking_uri: str | None) -> str:
     """`models:/<name>/<version|latest|stage>` and `models:/<name>@<alias>` through the model registry."""
     client = Client(tracking_uri)
-    if alias is not None:
-        mv = client.get_model_version_by_alias(name, alias)
-    elif version is not None and version.isdigit():
-        mv = client.get_model_version(name, version)
-    else:
-        stages = None if version is None or version.lower() == "latest" else [version]
-        versions = client.get_latest_versions(name, stages=stages)
-        if not versions:
-            raise ResourceDoesNotExist(f"No versions of registered model {name!r} match {uri!r}.")
-        mv = max(versions, key=lambda v: int(v.version))
+    mv = client._version_from_uri(parsed)
     if mv.model_id:
-        return _resolve_logged_model(mv.model_id, subpath, dst_path, tracking_uri)
+        return _resolve_logged_model(mv.model_id, parsed.subpath, dst_path, tracking_uri)
     # the version's own files, wherever its source pointed (a copy's source is another version)
-    location = client.get_model_version_download_uri(name, mv.version)
-    return _under(location, subpath, dst_path, uri,
+    location = client.get_model_version_download_uri(mv.name, mv.version)
+    return _under(location, parsed.subpath, dst_path, str(parsed),
                   lambda p, d: client.artifact_repo_for(location).download_artifacts(p, d))
 
 
-def _resolve_models_uri(uri: str, dst_path: str | None, tracking_uri: str | None) -> str:
-    body = uri[len("models:"):].lstrip("/")
-    parts = [p for p in body.split("/") if p]
-    if not parts:
-        raise InvalidParameterValue(
-            f"Invalid model URI {uri!r}: expected models:/<model_id>, models:/<name>/<version> or "
-            "models:/<name>@<alias>.")
-    head = parts[0]
-    if "@" in head:
-        name, _, alias = head.rpartition("@")  # names may hold "@", aliases may not
-        if not name or not alias:
-            raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected models:/<name>@<alias>.")
-        return _resolve_registry(uri, name, None, alias, "/".join(parts[1:]), dst_path, tracking_uri)
-    if is_model_id(head) or len(parts) == 1:
-        return _resolve_logged_model(head, "/".join(parts[1:]), dst_path, tracking_uri)
-    return _resolve_registry(uri, head, parts[1], None, "/".join(parts[2:]), dst_path, tracking_uri)
+def run_artifact_target(client: Client, parsed: ModelUri) -> tuple[str, str, LoggedModel | None]:
+    """(artifact root, path under it, the logged model or None) that `runs:/<run_id>/<path>` names.
+
+    The one rule, MLflow 3's: `runs:/<run_id>/<name>[/<path>]` is the run's logged model called
+    `<name>` when the run has one (its files win, as MLflow's download lets them overwrite the
+    run's), else `<path>` in the run's own artifacts.
+    """
+    model = run_logged_model(client, str(parsed.run_id), parsed.head) if parsed.head else None
+    if model is not None:
+        return model.artifact_location, parsed.rest, model
+    return client.get_run(str(parsed.run_id)).info.artifact_uri, parsed.subpath, None
 
 
-def _resolve_runs_uri(uri: str, dst_path: str | None, tracking_uri: str | None) -> str:
-    body = uri[len("runs:"):].lstrip("/")
-    run_id, _, path = body.partition("/")
-    if not run_id:
-        raise InvalidParameterValue(f"Invalid model URI {uri!r}: expected runs:/<run_id>/<artifact path>.")
+def stored_model_location(client: Client, parsed: ModelUri) -> tuple[str, str]:
+    """(artifact root, model directory under it) where a `runs:/` or `models:/<model_id>` model is stored.
+
+    For editing a model in place (its signature, its requirements): a registered version is a
+    read-only copy, so it is refused here; callers refuse it first in MLflow's words.
+    """
+    if parsed.kind == "run":
+        root, path, _ = run_artifact_target(client, parsed)
+        return root, path
+    if parsed.kind == "logged_model":
+        return client.get_logged_model(str(parsed.model_id)).artifact_location, parsed.subpath
+    raise InvalidParameterValue(
+        f"'{parsed}' names a registered model version, a read-only copy: use the runs:/ or models:/<model_id> "
+        "URI of the model it came from.")
+
+
+def _resolve_runs_uri(parsed: ModelUri, dst_path: str | None, tracking_uri: str | None) -> str:
     client = Client(tracking_uri)
-    run = client.get_run(run_id)
-    first, _, rest = path.strip("/").partition("/")
-    if first:
-        # MLflow 3 keeps a model under its logged model, not the run: find the run's output of that name
-        matches = []
-        for output in (run.outputs.model_outputs if run.outputs else []):
-            try:
-                model = client.get_logged_model(output.model_id)
-            except ResourceDoesNotExist:
-                continue
-            if model.name == first:
-                matches.append(model)
-        if matches:
-            ready = [m for m in matches if m.status == "READY"] or matches
-            model = max(ready, key=lambda m: m.creation_timestamp)
-            return _under(model.artifact_location, rest, dst_path, uri,
-                          lambda p, d: client.download_logged_model_artifacts(model.model_id, p, d))
-    return _under(run.info.artifact_uri, path, dst_path, uri,
-                  lambda p, d: client.download_artifacts(run_id, p, d))
+    root, path, model = run_artifact_target(client, parsed)
+    if model is not None:
+        return _under(root, path, dst_path, str(parsed),
+                      lambda p, d: client.download_logged_model_artifacts(model.model_id, p, d), parsed.head)
+    return _under(root, path, dst_path, str(parsed),
+                  lambda p, d: client.download_artifacts(str(parsed.run_id), p, d))
+
+
+def resolve_parsed(parsed: ModelUri, dst_path: str | None = None, tracking_uri: str | None = None) -> str:
+    """The local directory (or file) a parsed `runs:/` or `models:/` URI names (see `resolve_model_uri`)."""
+    if parsed.kind == "run":
+        return _resolve_runs_uri(parsed, dst_path, tracking_uri)
+    if parsed.kind == "logged_model":
+        return _resolve_logged_model(str(parsed.model_id), parsed.subpath, dst_path, tracking_uri)
+    return _resolve_registry(parsed, dst_path, tracking_uri)
 
 
 def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = None,
@@ -154,10 +158,8 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
     uri = os.fspath(model_uri)
     if not isinstance(uri, str) or not uri:
         raise InvalidParameterValue(f"Invalid model URI {model_uri!r}: expected a non-empty string.")
-    if uri.startswith("models:"):
-        return _resolve_models_uri(uri, dst_path, tracking_uri)
-    if uri.startswith("runs:"):
-        return _resolve_runs_uri(uri, dst_path, tracking_uri)
+    if is_runs_uri(uri) or is_models_uri(uri):
+        return resolve_parsed(parse_model_uri(uri), dst_path, tracking_uri)
     local = _local_path_of(uri)
     if local is not None:
         return _place(local, dst_path, repr(uri))
@@ -169,13 +171,14 @@ def resolve_model_uri(model_uri: str | os.PathLike[str], dst_path: str | None = 
 
 
 def download_uri(artifact_uri: str, dst_path: str | None = None, tracking_uri: str | None = None) -> str:
-    """Download whatever an artifact URI (including `runs:/` and `models:/`) names; return the local path."""
-    if artifact_uri.startswith("runs:/"):
-        run_id, _, path = artifact_uri[len("runs:/"):].partition("/")
-        return Client(tracking_uri).download_artifacts(run_id, path, dst_path)
-    if artifact_uri.startswith("models:/"):
-        # a copy, never the store's own files (a user may edit what they downloaded)
-        return resolve_model_uri(artifact_uri, dst_path=dst_path or tempfile.mkdtemp(prefix="mltrail-download-"))
+    """Download whatever an artifact URI (including `runs:/` and `models:/`) names; return the local path.
+
+    A copy, never the store's own files (a user may edit what they downloaded); `runs:/` and
+    `models:/` follow the same rule as loading (`resolve_model_uri`).
+    """
+    if is_runs_uri(artifact_uri) or is_models_uri(artifact_uri):
+        parsed = parse_model_uri(artifact_uri)
+        return resolve_parsed(parsed, dst_path or tempfile.mkdtemp(prefix="mltrail-download-"), tracking_uri)
     root, _, name = artifact_uri.rstrip("/").rpartition("/")
     repo = get_artifact_repository(root or artifact_uri)
     if not root:

@@ -295,3 +295,72 @@ def test_log_batch_rate_is_not_bounded_by_round_trips(client):
     client.flush()
     assert sum(sent) == 20000 and len(sent) < 2000 and max(sent) <= 1000
     assert len(client.get_metric_history(run_id, "m")) == 20000
+
+
+# ---------------------------------------------------------------------- outages: backoff, 5xx, 429, the run's end
+def test_backoff_doubles_to_its_cap_with_jitter_and_honours_retry_after():
+    from mltrail.store.backoff import Backoff, parse_retry_after
+
+    b = Backoff(first=0.1, cap=5.0)
+    delays = [b.delay() for _ in range(12)]
+    bases = [min(0.1 * 2 ** i, 5.0) for i in range(12)]
+    assert all(base / 2 <= d <= base for d, base in zip(delays, bases, strict=True))
+    assert max(delays) <= 5.0 and delays[-1] >= 2.5  # capped, still jittered
+    b.reset()
+    assert b.delay(retry_after=3.0) >= 3.0  # the server's Retry-After wins over a short delay
+    assert b.delay(retry_after=60.0) <= 5.0  # within the cap
+    assert parse_retry_after("2") == 2.0 and parse_retry_after("0.5") == 0.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None and parse_retry_after(None) is None
+    assert Backoff().sleep(stop=lambda: True) is False  # a stop ends the wait at once
+
+
+def test_5xx_and_429_are_waited_out_not_refused(request):
+    """Answers 503 (Retry-After), 500, 502 and 429 before accepting: every call lands, nothing is raised
+    (a 500 that repeats is not taken for a refusal), and Retry-After spaces the retries."""
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    answers = [(503, {"Retry-After": "0.3"}), (500, {}), (500, {}), (500, {}), (502, {}), (429, {})]
+    seen: list[tuple[float, bytes]] = []
+
+    async def log_batch(req: Request) -> JSONResponse:
+        seen.append((time.monotonic(), await req.body()))
+        if len(seen) <= len(answers):
+            status, headers = answers[len(seen) - 1]
+            return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}, status, headers)
+        return JSONResponse({})
+
+    srv = ServerThread(Starlette(routes=[Route("/api/2.0/mlflow/runs/log-batch", log_batch,
+                                               methods=["POST"])])).start()
+    request.addfinalizer(srv.stop)
+    request.addfinalizer(lambda: close_stores(srv.uri))
+    client = Client(srv.uri)
+    for i in range(5):
+        client.log_metric("a" * 32, "m", float(i), step=i)
+    client.flush(timeout=60)
+    assert len(seen) >= len(answers) + 1
+    assert seen[1][0] - seen[0][0] >= 0.3
+    assert b'"step":4' in b"".join(body for _, body in seen[len(answers):])
+
+
+def test_a_runs_end_is_journaled_after_its_calls():
+    from collections import deque
+
+    import orjson
+
+    from mltrail.store.journal import RUN_UPDATE, Entry, entry_line, parse, request_for, take_batch
+
+    calls = [Entry(1, "r1", b'{"key":"m","value":1.0,"timestamp":1,"step":0}', 1, (), ()),
+             Entry(2, "r1", b"", 0, (), (), end=("FINISHED", 123)),
+             Entry(3, "r1", b'{"key":"m","value":2.0,"timestamp":2,"step":1}', 1, (), ())]
+    state = parse(b'{"mltrail_journal":1,"uri":"http://x"}\n' + b"".join(entry_line(e) for e in calls))
+    queue = deque(state.unplanned)
+    first, end, last = take_batch(queue), take_batch(queue), take_batch(queue)
+    assert [e.seq for e in first] == [1] and [e.seq for e in end] == [2] and [e.seq for e in last] == [3]
+    endpoint, body = request_for("b1", end)
+    assert endpoint == RUN_UPDATE
+    assert orjson.loads(body) == {"run_id": "r1", "run_uuid": "r1", "status": "FINISHED", "end_time": 123}

@@ -15,11 +15,11 @@ import tempfile
 from typing import Any
 
 from mltrail._paths import safe_relpath
-from mltrail._run_models import run_logged_model
 from mltrail.client import Client
 from mltrail.entities import FileInfo
 from mltrail.errors import BadRequest, InvalidParameterValue, ResourceDoesNotExist
-from mltrail.uris import download_uri, is_model_id
+from mltrail.uri_forms import ModelUri, is_models_uri, is_runs_uri, parse_models_uri, parse_runs_uri
+from mltrail.uris import download_uri, run_artifact_target
 
 __all__ = ["download_artifacts", "list_artifacts", "load_dict", "load_image", "load_text"]
 
@@ -35,43 +35,23 @@ def _check_one_source(artifact_uri: str | None, run_id: str | None, artifact_pat
             f"(received artifact_path={artifact_path!r}); put the path in the URI.")
 
 
-def _parse_runs_uri(uri: str) -> tuple[str, str]:
-    """(run id, run-relative path) of `runs:/<run_id>[/path]`."""
-    run_id, _, path = uri[len("runs:"):].lstrip("/").partition("/")
-    if not run_id:
-        raise InvalidParameterValue(
-            f"Not a proper runs:/ URI: {uri}. Runs URIs must be of the form "
-            "'runs:/<run_id>/run-relative/path/to/artifact'")
-    return run_id, path
-
-
 def _split(uri: str) -> tuple[str, str]:
     """An artifact URI as (its parent URI, its last path segment)."""
     root, _, name = uri.rstrip("/").rpartition("/")
     return (root, name) if root and not root.endswith(":") else (uri, "")
 
 
-def _logged_model_of(client: Client, uri: str) -> tuple[str, str]:
+def _logged_model_of(client: Client, parsed: ModelUri) -> tuple[str, str]:
     """(logged model id, path inside it) of `models:/<model_id>[/path]`, `models:/<name>/<version>[/path]`
-    or `models:/<name>@<alias>[/path]`."""
-    head, _, rest = uri[len("models:"):].lstrip("/").partition("/")
-    if is_model_id(head):
-        return head, rest
-    if "@" in head:
-        name, _, alias = head.rpartition("@")
-        version = client.get_model_version_by_alias(name, alias)
-    else:
-        number, _, rest = rest.partition("/")
-        if not number.isdigit():
-            raise InvalidParameterValue(
-                f"Invalid model URI {uri!r}: expected models:/<model_id>, models:/<name>/<version> or "
-                "models:/<name>@<alias>.")
-        version = client.get_model_version(head, number)
+    or `models:/<name>@<alias>[/path]` (and the other registry forms)."""
+    if parsed.kind == "logged_model":
+        return str(parsed.model_id), parsed.subpath
+    version = client._version_from_uri(parsed)
     if not version.model_id:
         raise InvalidParameterValue(
-            f"Cannot list {uri!r}: the version was registered from files, not from a logged model; "
+            f"Cannot list '{parsed}': the version was registered from files, not from a logged model; "
             "download it with download_artifacts instead.")
-    return version.model_id, rest
+    return version.model_id, parsed.subpath
 
 
 def _download_under(client: Client, root_uri: str, path: str, dst_path: str | None) -> str:
@@ -83,30 +63,29 @@ def _download_under(client: Client, root_uri: str, path: str, dst_path: str | No
     return repo.download_artifacts(name, dst_path)
 
 
-def _download_from_run(client: Client, run_id: str, path: str, dst_path: str | None) -> str:
-    path = safe_relpath(path)
-    root = client.get_run(run_id).info.artifact_uri
-    parent = posixpath.dirname(path)
-    if not path or any(f.path == path for f in client.list_artifacts(run_id, parent or None)):
-        return _download_under(client, root, path, dst_path)
-    # not a file of the run: `runs:/<run_id>/<model name>[/path]` names a model the run logged
-    first, _, rest = path.partition("/")
-    model = run_logged_model(client, run_id, first)
-    if model is None:
-        raise ResourceDoesNotExist(
-            f"No artifact at {path!r} in run {run_id}, and the run logged no model named {first!r}.")
-    if rest:
-        return _download_under(client, model.artifact_location, rest, dst_path)
-    target = os.path.join(dst_path or tempfile.mkdtemp(prefix="mltrail-download-"), first)
-    return client.artifact_repo_for(model.artifact_location).download_artifacts("", target)
+def _download_from_run(client: Client, parsed: ModelUri, dst_path: str | None) -> str:
+    """`runs:/<run_id>/<path>` by the one rule (`mltrail.uris.run_artifact_target`): the run's logged model
+    of that name if it has one, else the run's files."""
+    root, path, model = run_artifact_target(client, parsed)
+    if model is not None and not path:  # the whole model lands as `<dst>/<name>`, as in MLflow
+        target = os.path.join(dst_path or tempfile.mkdtemp(prefix="mltrail-download-"), parsed.head)
+        return client.artifact_repo_for(root).download_artifacts("", target)
+    if model is None and path:
+        parent = posixpath.dirname(path)
+        if not any(f.path == path for f in client.list_artifacts(str(parsed.run_id), parent or None)):
+            # MLflow's words (RunsArtifactRepository.download_artifacts), then what we looked for
+            raise ResourceDoesNotExist(
+                f"Failed to download artifacts from path {path!r}, please ensure that the path is correct. Run "
+                f"{parsed.run_id} has no artifact there, and the run logged no model named {parsed.head!r}.")
+    return _download_under(client, root, path, dst_path)
 
 
-def _download_model(client: Client, uri: str, dst_path: str | None) -> str:
+def _download_model(client: Client, parsed: ModelUri, dst_path: str | None) -> str:
     """A `models:/` URI: the logged model's files straight into `dst_path`, as MLflow lays them out."""
     try:
-        model_id, path = _logged_model_of(client, uri)
+        model_id, path = _logged_model_of(client, parsed)
     except InvalidParameterValue:  # a version registered from files: the URI module finds them
-        return download_uri(uri, dst_path, client.tracking_uri)
+        return download_uri(str(parsed), dst_path, client.tracking_uri)
     return _download_under(client, client.get_logged_model(model_id).artifact_location, path, dst_path)
 
 
@@ -130,14 +109,28 @@ def download_artifacts(artifact_uri: str | None = None, run_id: str | None = Non
         pathlib.Path(dst_path).mkdir(parents=True, exist_ok=True)
     client = Client(tracking_uri, registry_uri)
     if run_id is not None:
-        return _download_from_run(client, run_id, artifact_path or "", dst_path)
+        return _download_from_run(client, _run_uri(run_id, artifact_path), dst_path)
     uri = str(artifact_uri)
-    if uri.startswith("runs:"):
-        return _download_from_run(client, *_parse_runs_uri(uri), dst_path)
-    if uri.startswith("models:"):
-        return _download_model(client, uri, dst_path)
+    if is_runs_uri(uri):
+        return _download_from_run(client, parse_runs_uri(uri), dst_path)
+    if is_models_uri(uri):
+        return _download_model(client, parse_models_uri(uri), dst_path)
     root, name = _split(uri)
     return client.artifact_repo_for(root).download_artifacts(name, dst_path)
+
+
+def _run_uri(run_id: str, artifact_path: str | None) -> ModelUri:
+    """`run_id` + `artifact_path` read as `runs:/<run_id>/<artifact_path>` (the same rule applies)."""
+    return parse_runs_uri(f"runs:/{run_id}/{artifact_path}" if artifact_path else f"runs:/{run_id}")
+
+
+def _list_run(client: Client, parsed: ModelUri) -> list[FileInfo]:
+    root, path, model = run_artifact_target(client, parsed)
+    if model is None:
+        return client.list_artifacts(str(parsed.run_id), path or None)
+    # the logged model's files, named as run-relative paths (`<name>/...`), as MLflow lists them
+    return [FileInfo(f"{parsed.head}/{f.path}", f.is_dir, f.file_size)
+            for f in client.list_logged_model_artifacts(model.model_id, path or None)]
 
 
 def list_artifacts(artifact_uri: str | None = None, run_id: str | None = None, artifact_path: str | None = None,
@@ -150,13 +143,12 @@ def list_artifacts(artifact_uri: str | None = None, run_id: str | None = None, a
     _check_one_source(artifact_uri, run_id, artifact_path)
     client = Client(tracking_uri)
     if run_id is not None:
-        return client.list_artifacts(run_id, artifact_path)
+        return _list_run(client, _run_uri(run_id, artifact_path))
     uri = str(artifact_uri)
-    if uri.startswith("runs:"):
-        rid, path = _parse_runs_uri(uri)
-        return client.list_artifacts(rid, path or None)
-    if uri.startswith("models:"):
-        model_id, path = _logged_model_of(client, uri)
+    if is_runs_uri(uri):
+        return _list_run(client, parse_runs_uri(uri))
+    if is_models_uri(uri):
+        model_id, path = _logged_model_of(client, parse_models_uri(uri))
         return client.list_logged_model_artifacts(model_id, safe_relpath(path) or None)
     root, name = _split(uri)
     return client.artifact_repo_for(root).list_artifacts(name or None)

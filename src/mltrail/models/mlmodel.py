@@ -288,9 +288,12 @@ def get_model_info(model_uri: str) -> ModelInfo:
         except ResourceDoesNotExist:  # a model copied out of the store it was logged to
             logged = None
     info = model.get_model_info(logged_model=logged)
-    parts = str(model_uri)[len("models:/"):].split("/") if str(model_uri).startswith("models:/") else []
-    if len(parts) >= 2 and parts[1].isdigit():
-        info.registered_model_version = int(parts[1])
+    from mltrail.uri_forms import is_models_uri, parse_models_uri
+
+    if is_models_uri(str(model_uri)):  # Model.load has read (and checked) it already
+        parsed = parse_models_uri(str(model_uri))
+        if parsed.kind == "registered_version":
+            info.registered_model_version = int(str(parsed.version))
     return info
 
 

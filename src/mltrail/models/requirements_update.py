@@ -18,7 +18,8 @@ from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.models.environment import CONDA_ENV_FILE, PYTHON_ENV_FILE, REQUIREMENTS_FILE
 from mltrail.store.artifact import get_artifact_repository
 from mltrail.tracking_uri import local_dir_of
-from mltrail.uris import is_model_id, resolve_model_uri
+from mltrail.uri_forms import is_models_uri, is_runs_uri, parse_model_uri
+from mltrail.uris import stored_model_location
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -118,50 +119,20 @@ _EDITORS = {REQUIREMENTS_FILE: _edit_requirements_txt, CONDA_ENV_FILE: _edit_con
             PYTHON_ENV_FILE: _edit_python_env_yaml}
 
 
-def _locate_run_model(model_uri: str, client: Client) -> tuple[str, str]:
-    """(artifact root, path under it) of the model a `runs:/<run_id>/<path>` URI names.
-
-    `mltrail.uris` decides which files the URI means (the run's logged model of that name, else the
-    run's artifacts); the MLmodel file it finds says which of the two it was.
-    """
-    import tempfile
-
-    import yaml
-
-    run_id, _, path = model_uri[len("runs:"):].lstrip("/").partition("/")
-    path = path.strip("/")
-    first, _, rest = path.partition("/")
-    with tempfile.TemporaryDirectory(prefix="mltrail-reqs-") as tmp:
-        try:
-            mlmodel_file = resolve_model_uri(f"runs:/{run_id}/{path}/MLmodel", dst_path=tmp,
-                                             tracking_uri=client.tracking_uri)
-        except ResourceDoesNotExist:
-            raise ResourceDoesNotExist(f"No model at {model_uri!r}: it has no MLmodel file.") from None
-        with open(mlmodel_file, encoding="utf-8") as fh:
-            model_id = (yaml.safe_load(fh) or {}).get("model_id")
-    if model_id:
-        try:
-            logged = client.get_logged_model(model_id)
-        except ResourceDoesNotExist:
-            logged = None
-        if logged is not None and logged.name == first and logged.source_run_id == run_id:
-            return logged.artifact_location, rest
-    return client.get_run(run_id).info.artifact_uri, path
-
-
 def _model_location(model_uri: str, client: Client) -> tuple[ArtifactRepository, str]:
     """The repository holding the model's files and the model's directory inside it."""
-    if model_uri.startswith("models:"):
-        head, _, rest = model_uri[len("models:"):].lstrip("/").partition("/")
-        if not is_model_id(head):
+    if is_runs_uri(model_uri) or is_models_uri(model_uri):
+        parsed = parse_model_uri(model_uri)
+        if parsed.is_registered:
             raise InvalidParameterValue(
                 f'Failed to set requirements on "{model_uri}". Model URIs with the `models:/` scheme are not '
                 "supported for registered models (the registry's copies are read-only): use the model's "
                 "runs:/ or models:/<model_id> URI.")
-        return client.artifact_repo_for(client.get_logged_model(head).artifact_location), rest.strip("/")
-    if model_uri.startswith("runs:"):
-        root, path = _locate_run_model(model_uri, client)
-        return client.artifact_repo_for(root), path
+        root, path = stored_model_location(client, parsed)
+        repo = client.artifact_repo_for(root)
+        if not any(f.path.rstrip("/").rpartition("/")[2] == "MLmodel" for f in repo.list_artifacts(path or None)):
+            raise ResourceDoesNotExist(f"No model at {model_uri!r}: it has no MLmodel file.")
+        return repo, path
     local = local_dir_of(model_uri)
     if local is not None:
         if not os.path.isdir(local):

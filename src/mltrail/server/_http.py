@@ -3,9 +3,11 @@
 A route handler is a plain function `handler(call: Call) -> dict` run in the thread pool (the
 stores are synchronous); `json_endpoint` wraps it into a Starlette endpoint that reads the body
 within the size limit, checks the content type, parses JSON with orjson, and turns any
-`MltrailException` into `{"error_code", "message"}` with MLflow's HTTP status. Before the handler
-runs, a request to an MLflow endpoint is checked as MLflow's server checks it
-(`mltrail.server.validation`: wrong JSON types and missing required fields, in MLflow's words).
+`MltrailException` into `{"error_code", "message"}` with MLflow's HTTP status; any other exception
+goes through `internal_error`, the one place where a lost database connection becomes a 503 with
+`Retry-After`. Before the handler runs, a request to an MLflow endpoint is checked as MLflow's
+server checks it (`mltrail.server.validation`: wrong JSON types and missing required fields, in
+MLflow's words).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from mltrail.errors import (
     BAD_REQUEST,
     INTERNAL_ERROR,
     REQUEST_LIMIT_EXCEEDED,
+    TEMPORARILY_UNAVAILABLE,
     InvalidParameterValue,
     MltrailException,
 )
 from mltrail.server.context import ServerContext
 from mltrail.server.validation import check_request
 from mltrail.store.rest_json import as_int, as_str
+from mltrail.store.sql.db_errors import describe, is_constraint_violation, is_disconnect, is_transient
 from mltrail.store.sql.store import SqlTrackingStore
 
 logger = logging.getLogger("mltrail.server")
@@ -46,15 +50,40 @@ class UnsupportedMediaType(MltrailException):
     http_status = 415
 
 
+# How long a client is told to wait before retrying a request the database could not serve.
+RETRY_AFTER_S = 1
+
+
 def json_response(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type=JSON)
 
 
 def error_response(exc: MltrailException) -> Response:
-    return json_response(exc.to_dict(), exc.http_status)
+    response = json_response(exc.to_dict(), exc.http_status)
+    if exc.http_status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def database_unavailable(exc: BaseException) -> MltrailException:
+    """The 503 for a lost database connection or a lock held past every retry: the client waits and
+    sends the same request again (the store's write retries have already run out)."""
+    cause = "connection to the database was lost" if is_disconnect(exc) else "database is locked by another writer"
+    return MltrailException(
+        f"The tracking database is temporarily unavailable: the {cause} ({describe(exc)}). "
+        f"Retry after {RETRY_AFTER_S} s.", TEMPORARILY_UNAVAILABLE)
 
 
 def internal_error(exc: BaseException) -> Response:
+    """The response for an exception that is not an `MltrailException`: the one place where database
+    errors are mapped, as MLflow's SQL store maps them (a transient one is 503 with Retry-After, a
+    constraint violation 400), and anything else is a logged 500."""
+    if is_transient(exc):
+        logger.warning("Database unavailable, answering 503: %s", describe(exc))
+        return error_response(database_unavailable(exc))
+    if is_constraint_violation(exc):
+        return error_response(MltrailException(f"The request broke a database constraint: {describe(exc)}.",
+                                               BAD_REQUEST))
     logger.exception("Unhandled error in a request", exc_info=exc)
     return json_response({"error_code": INTERNAL_ERROR, "message": f"{type(exc).__name__}: {exc}"}, 500)
 

@@ -14,14 +14,14 @@ import urllib.parse
 
 from mltrail._paths import safe_relpath
 from mltrail.errors import InvalidParameterValue, MltrailException
+from mltrail.server.idempotency import IdempotencyCache
 from mltrail.server.settings import PROXY_ROOT, ServerSettings
 from mltrail.store.artifact import get_artifact_repository
 from mltrail.store.artifact.base import ArtifactRepository
 from mltrail.store.artifact.local import LocalArtifactRepository
 from mltrail.store.sql.store import SqlTrackingStore
 from mltrail.tracking_uri import scheme_of
-
-_PROXY_HTTP_ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
+from mltrail.uri_forms import is_proxy_uri, parse_artifact_uri
 
 
 class ArtifactsNotServed(MltrailException):
@@ -43,16 +43,7 @@ def _local_path(uri: str) -> str:
 
 def proxy_relpath(uri: str) -> str | None:
     """The path under the proxy root that `mlflow-artifacts:/x` (or its http form) names, else None."""
-    if uri.startswith("mlflow-artifacts:"):
-        rest = uri[len("mlflow-artifacts:"):]
-        if rest.startswith("//"):  # mlflow-artifacts://host:port/path
-            rest = rest[2:].partition("/")[2]
-        return safe_relpath(rest.lstrip("/"), "artifact location")
-    if uri.startswith(("http://", "https://")):
-        path = urllib.parse.urlparse(uri).path
-        if path.startswith(_PROXY_HTTP_ANCHOR):
-            return safe_relpath(path[len(_PROXY_HTTP_ANCHOR):].lstrip("/"), "artifact location")
-    return None
+    return parse_artifact_uri(uri).path if is_proxy_uri(uri) else None
 
 
 class ServerContext:
@@ -72,6 +63,7 @@ class ServerContext:
         self.local_roots = sorted({os.path.realpath(_local_path(r)) for r in roots if r and _is_local(r)},
                                   key=len, reverse=True)
         self._dest_repo: ArtifactRepository | None = None
+        self.idempotency = IdempotencyCache()  # create requests resent after a lost answer
 
     # ------------------------------------------------------------------ repositories
     def proxy_repo(self) -> ArtifactRepository:

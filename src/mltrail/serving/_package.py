@@ -25,26 +25,21 @@ def clean_name(name: str | None) -> str:
 
 def default_model_name(model_uri: str, local_dir: str | None = None) -> str:
     """The name a model is served (and exported) under: from its URI, else its logged model's name."""
-    from mltrail.uris import is_model_id
+    from mltrail.uri_forms import is_models_uri, is_runs_uri, parse_model_uri
 
     uri = model_uri.strip()
-    if uri.startswith("models:"):
-        parts = [p for p in uri[len("models:"):].split("/") if p]
-        if parts:
-            head = parts[0]
-            if "@" in head:
-                return clean_name(head.partition("@")[0])
-            if not is_model_id(head) and len(parts) >= 2:
-                return clean_name(head)
-            try:
-                from mltrail.client import Client
+    if is_runs_uri(uri) or is_models_uri(uri):
+        parsed = parse_model_uri(uri)
+        if parsed.is_registered:
+            return clean_name(parsed.name)
+        if parsed.kind == "run":
+            return clean_name(parsed.subpath.rpartition("/")[2] or None)
+        try:
+            from mltrail.client import Client
 
-                return clean_name(Client().get_logged_model(head).name)
-            except Exception:  # the name is a nicety: never fail serving over it
-                return "model"
-    if uri.startswith("runs:"):
-        parts = [p for p in uri[len("runs:"):].split("/") if p]
-        return clean_name(parts[-1] if len(parts) >= 2 else None)
+            return clean_name(Client().get_logged_model(str(parsed.model_id)).name)
+        except Exception:  # the name is a nicety: never fail serving over it
+            return "model"
     base = os.path.basename(os.path.normpath(local_dir or uri))
     return clean_name(base)
 

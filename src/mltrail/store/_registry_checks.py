@@ -18,12 +18,12 @@ import urllib.parse
 from typing import Any, NamedTuple
 
 from mltrail.errors import InvalidParameterValue
+from mltrail.uri_forms import is_model_id, parse_models_uri, parse_runs_uri
 
 MAX_MODEL_NAME_LENGTH = 256
 MAX_ALIAS_LENGTH = 255
 _ALIAS = re.compile(r"^[\w\-]+$")
 _VERSION_ALIAS = re.compile(r"^[vV]\d+$")
-_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 _NAME_FORBIDDEN = ("/", ":", "\\")
 
 
@@ -93,10 +93,6 @@ def parse_version(version: Any) -> int:
     if number < 1:
         raise InvalidParameterValue(f"Model version must be a positive integer, got {version!r}.")
     return number
-
-
-def is_model_id(value: str) -> bool:
-    return bool(_MODEL_ID.match(value))
 
 
 def check_model_id(model_id: Any) -> str:
@@ -227,22 +223,15 @@ def join_location(root: str, rel: str) -> str:
 
 
 def parse_runs_source(source: str) -> tuple[str, str]:
-    """(run_id, safe relative path) of `runs:/<run_id>/<path>`."""
-    from mltrail import _validation as v
-    from mltrail._paths import safe_relpath
-
-    body = source[len("runs:"):]
-    if not body.startswith("/") or body.startswith("//"):
-        raise _refuse(source, "a runs: URI must look like runs:/<run_id>/<path>")
-    run_id, _, path = body[1:].partition("/")
+    """(run_id, safe relative path) of `runs:/<run_id>/<path>`, read by `mltrail.uri_forms`."""
+    path = source.partition(":")[2]
     if has_dotdot(path) or has_dotdot(_unquote_fully(path)):
         raise relative_refusal(source)
     try:
-        v.validate_run_id(run_id)
-        rel = safe_relpath(path, "model version source path")
+        parsed = parse_runs_uri(source)
     except InvalidParameterValue as e:
-        raise _refuse(source, e.message.rstrip(".")) from None
-    return run_id, rel
+        raise source_error(source, e.message) from None
+    return str(parsed.run_id), parsed.subpath
 
 
 class ModelsUri(NamedTuple):
@@ -256,34 +245,29 @@ class ModelsUri(NamedTuple):
 
 
 def parse_models_source(source: str) -> ModelsUri:
-    """`models:/<model_id>`, `models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`
-    (the forms MLflow's `_parse_model_uri` reads); anything else is refused."""
+    """`models:/<model_id>`, `models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`, read by
+    `mltrail.uri_forms`; a path inside the model, or any other form, is refused."""
     body = source[len("models:"):]
     if body.startswith("//"):  # MLflow: _resolve_registered_model_source_lineage
         raise source_error(source, "Registered model sources must use the active model registry.")
-    if not body.startswith("/") or "?" in body or "#" in body:
-        raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
-                              "models:/<name>@<alias>")
-    parts = body[1:].split("/")
-    if len(parts) == 2 and parts[1] == "" and is_model_id(parts[0]):  # models:/<model_id>/
-        parts = parts[:1]
-    if len(parts) > 2 or not parts[0].strip() or (len(parts) == 2 and not parts[1].strip()):
-        raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
-                              "models:/<name>@<alias>")
     try:
-        if len(parts) == 2:
-            name, suffix = normalize_model_name(parts[0]), parts[1]
-            if suffix.isdigit():
-                return ModelsUri(name=name, version=parse_version(suffix))
-            if suffix.lower() == "latest":
-                return ModelsUri(name=name)
-            return ModelsUri(name=name, stage=suffix)
-        if "@" in parts[0]:
-            name, _, alias = parts[0].rpartition("@")
-            return ModelsUri(name=normalize_model_name(name), alias=check_alias(alias))
+        parsed = parse_models_uri(source)
     except InvalidParameterValue as e:
         raise source_error(source, e.message) from None
-    if is_model_id(parts[0]):
-        return ModelsUri(model_id=parts[0])
-    raise _refuse(source, "a models: source names a logged model as models:/m-<32 hex>, or a registered model "
-                          "version as models:/<name>/<version>")
+    if parsed.subpath:
+        raise _refuse(source, "a models: source must be models:/<model_id>, models:/<name>/<version> or "
+                              "models:/<name>@<alias>, not a path inside the model")
+    if parsed.kind == "logged_model":
+        if not is_model_id(str(parsed.model_id)):
+            raise _refuse(source, "a models: source names a logged model as models:/m-<32 hex>, or a registered "
+                                  "model version as models:/<name>/<version>")
+        return ModelsUri(model_id=parsed.model_id)
+    try:
+        name = normalize_model_name(parsed.name)
+        if parsed.kind == "registered_version":
+            return ModelsUri(name=name, version=parse_version(parsed.version))
+        if parsed.kind == "registered_alias":
+            return ModelsUri(name=name, alias=check_alias(parsed.alias))
+    except InvalidParameterValue as e:
+        raise source_error(source, e.message) from None
+    return ModelsUri(name=name, stage=parsed.stage)  # a stage, or None: the latest of all versions

@@ -4,9 +4,15 @@ Reads and most writes are synchronous requests on a keep-alive session per threa
 (`log_batch`, which log_metric/log_param/set_tag go through) are validated here, written to
 the journal (see `mltrail.store.journal`) and sent in merged batches by a background thread:
 a call costs microseconds, a killed process loses nothing, and every call lands once.
-Refusals by the server (a changed param, a deleted run) surface at `flush()`, which
-`Client.set_terminated` (end_run) and interpreter exit call. Reads of run data first wait for
-queued calls, so a process always reads what it logged.
+Connection errors, 429 and 5xx are transient: the journal keeps the calls and retries them with
+capped exponential backoff (`mltrail.store.backoff`) for as long as the process lives. Only a
+4xx is a refusal (a changed param, a deleted run), reported to the run whose call it was: at that
+run's end (`end_run`, `Client.set_terminated`) or at `flush()`. Ending a run is itself journaled:
+`end_run` waits up to `MLTRAIL_FLUSH_TIMEOUT` (30 s) for the run's calls, then returns with one
+warning, and the run becomes FINISHED when its end arrives (from this process, the next one or
+`mltrail sync`). `create_run` and `create_logged_model` carry an idempotency key, so a request
+resent after a lost answer creates one run (our server honours it; MLflow's ignores the field).
+Reads of run data first wait for queued calls, so a process always reads what it logged.
 
 Credentials: `MLFLOW_TRACKING_TOKEN` (Bearer), `MLFLOW_TRACKING_USERNAME`/`_PASSWORD` (basic),
 `MLFLOW_TRACKING_INSECURE_TLS`, `MLFLOW_TRACKING_SERVER_CERT_PATH`, `MLFLOW_TRACKING_CLIENT_CERT_PATH`,
@@ -18,11 +24,12 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import random
 import sys
 import threading
 import time
 import urllib.parse
+import uuid
+import warnings
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -47,16 +54,29 @@ from mltrail.errors import (
     INTERNAL_ERROR,
     TEMPORARILY_UNAVAILABLE,
     MltrailException,
+    MltrailWarning,
     ResourceDoesNotExist,
 )
 from mltrail.store import rest_json as rj
+from mltrail.store.backoff import Backoff, parse_retry_after
 from mltrail.store.base import TrackingStore
-from mltrail.store.journal import LogQueue, TransientError, journal_files, journal_root, recover
+from mltrail.store.journal import LOG_BATCH, LogQueue, TransientError, journal_files, recover
 from mltrail.store.rest_registry import RestRegistryMixin
 
 API = "/api/2.0/mlflow"
 MLTRAIL_API = "/api/2.0/mltrail"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# the body field carrying a create call's idempotency key (MLflow's server ignores unknown fields)
+IDEMPOTENCY_FIELD = "mltrail_idempotency_key"
+_TERMINAL_STATUSES = {"FINISHED", "FAILED", "KILLED"}
+
+
+class JournaledCallsWarning(MltrailWarning):
+    """A run ended while some of its calls were still journaled (the server was not answering)."""
+
+
+def _is_transient_status(status: int) -> bool:
+    return status in _TRANSIENT_STATUS or 500 <= status < 600
 
 
 def _env(name: str) -> str | None:
@@ -72,7 +92,25 @@ def _env_float(name: str, default: float) -> float:
 
 
 def flush_timeout() -> float:
-    return _env_float("FLUSH_TIMEOUT", 120.0)
+    """How long `end_run`/`flush` wait for a server that does not answer (`MLTRAIL_FLUSH_TIMEOUT`, 30 s).
+
+    At interpreter exit, one such bound covers everything exit waits for, not one per store or run.
+    """
+    global _exit_deadline
+    timeout = _env_float("FLUSH_TIMEOUT", 30.0)
+    if _exiting():
+        if _exit_deadline is None:
+            _exit_deadline = time.monotonic() + timeout
+        timeout = max(0.0, min(timeout, _exit_deadline - time.monotonic()))
+    return timeout
+
+
+_exit_deadline: float | None = None  # set by the first wait at interpreter exit
+
+
+def _exiting() -> bool:
+    # CPython stops the main thread (threading._shutdown) before it runs the atexit hooks
+    return not threading.main_thread().is_alive()
 
 
 def error_from_response(resp: Any, url: str) -> MltrailException:
@@ -142,7 +180,9 @@ class HttpClient:
             data = body
         attempts = (int(_env_float("HTTP_REQUEST_MAX_RETRIES", 5)) if retries is None else retries) + 1
         timeout = timeout or _env_float("HTTP_REQUEST_TIMEOUT", 120.0)
+        backoff = Backoff(first=0.2, cap=10.0)
         for attempt in range(attempts):
+            retry_after = None
             try:
                 resp = self.session().request(method, url, params=params, data=data, stream=stream,
                                               timeout=timeout, **kw)
@@ -153,10 +193,11 @@ class HttpClient:
             else:
                 if resp.status_code == 200:
                     return resp
-                if resp.status_code not in _TRANSIENT_STATUS or attempt == attempts - 1 \
+                if not _is_transient_status(resp.status_code) or attempt == attempts - 1 \
                         or (data is not None and hasattr(data, "read")):
                     raise error_from_response(resp, url)
-            time.sleep(min(0.2 * 2 ** attempt, 10.0) * (0.5 + random.random()))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            backoff.sleep(retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -169,11 +210,11 @@ class HttpClient:
             resp = self.request(method, path, body=orjson.dumps(payload or {}))
         return orjson.loads(resp.content) if resp.content else {}
 
-    def post_batch(self, body: bytes) -> None:
-        """The journal's poster: refusals raise MltrailException, the rest TransientError."""
+    def post_batch(self, body: bytes, endpoint: str = LOG_BATCH) -> None:
+        """The journal's poster: refusals (4xx but 408/429) raise MltrailException, the rest TransientError."""
         import requests
 
-        url = f"{self.base}{API}/runs/log-batch"
+        url = f"{self.base}{API}/{endpoint}"
         kw = self._auth()
         kw["headers"]["Content-Type"] = "application/json"
         try:
@@ -183,9 +224,16 @@ class HttpClient:
             raise TransientError(f"could not reach {self.base}: {e}") from e
         if resp.status_code == 200:
             return
-        if resp.status_code in _TRANSIENT_STATUS:
-            raise TransientError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}", resp.status_code)
+        if _is_transient_status(resp.status_code):
+            raise TransientError(f"HTTP {resp.status_code} from {url}: {resp.text[:200]}", resp.status_code,
+                                 parse_retry_after(resp.headers.get("Retry-After")))
         raise error_from_response(resp, url)
+
+
+def _ended_info(run_id: str, status: str, end_time: int) -> RunInfo:
+    """What is known of a run whose end is journaled but not yet read back from the server."""
+    return RunInfo(run_id=run_id, experiment_id="", run_name="", user_id="", status=status, start_time=0,
+                   end_time=end_time, artifact_uri="")
 
 
 def _paged(items: list[Any], token: str | None) -> PagedList:
@@ -201,14 +249,48 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         self._queue = LogQueue(self.uri, self.http.post_batch)
         self._valid_keys: set[str] = set()
         self._valid_runs: set[str] = set()
+        self._warned_pending = False
         _live_stores.add(self)
         if (_env("JOURNAL_RECOVERY") or "1").lower() not in ("0", "false", "no"):
             threading.Thread(target=self._recover_others, name="mltrail-journal-recovery", daemon=True).start()
 
     # ------------------------------------------------------------------ queue control
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every logged call is stored; raise the first refusal or a timeout error."""
-        self._queue.flush(flush_timeout() if timeout is None else timeout)
+    def flush(self, timeout: float | None = None, run_id: str | None = None) -> None:
+        """Wait until every logged call is stored; raise the first refusal (of `run_id`'s calls, or of
+        any run's) or a timeout error."""
+        self._queue.flush(flush_timeout() if timeout is None else timeout, run_id)
+
+    def end_run(self, run_id: str, status: str, end_time: int) -> RunInfo:
+        """Journal the run's end after its calls; wait for them up to the flush timeout.
+
+        The run always ends: a server that does not answer in time leaves the end journaled (one
+        warning says so) and it arrives later. A refusal of one of this run's calls is raised, once
+        the end has been sent.
+        """
+        v.validate_run_id(run_id)
+        self._queue.put(run_id, b"", 0, (), (), end=(status, end_time))
+        if not self._queue.wait(flush_timeout()):
+            pending = self._queue.pending()
+            self._warned_pending = _exiting()  # warned at exit: the exit flush need not say it again
+            warnings.warn(
+                f"mltrail: {self.uri} did not answer in time (MLTRAIL_FLUSH_TIMEOUT="
+                f"{_env_float('FLUSH_TIMEOUT', 30.0):g} s); {pending} call(s), including the end of run {run_id} "
+                f"({status}), remain journaled. The next process logging to this server, or `mltrail sync`, "
+                "sends them.", JournaledCallsWarning, stacklevel=5)
+            return _ended_info(run_id, status, end_time)
+        if _exiting():  # ended at exit: the journal owes nothing more, remove it
+            self._queue.release()
+        errors = self._queue.take_errors(run_id)
+        if errors:
+            first = errors[0]
+            if len(errors) > 1:
+                first.message += f" ({len(errors) - 1} more logging call(s) of this run were also refused.)"
+                first.args = (first.message,)
+            raise first
+        try:
+            return self.get_run(run_id).info
+        except MltrailException:  # the run has ended; only the read of its final state failed
+            return _ended_info(run_id, status, end_time)
 
     def _drain(self) -> None:
         """Before reading run data or changing a run: let queued calls land first (errors stay for flush)."""
@@ -222,7 +304,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
 
     def _recover_others(self) -> None:
         """Send what dead processes left in journals for this tracking URI (exactly once)."""
-        for path in journal_files(journal_root(), self.uri):
+        for path in journal_files(None, self.uri):  # every root: the fallback directory's journals too
             try:
                 result = recover(path, lambda uri: self.http.post_batch)
             except Exception as e:  # noqa: BLE001 - recovery is best effort; `mltrail sync` reports
@@ -340,7 +422,8 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
         tag_items = [v.validate_tag(t.key, t.value) for t in tags]
         out = self.http.call("POST", f"{API}/runs/create", rj.drop_none({
             "experiment_id": str(experiment_id), "user_id": user_id, "start_time": start_time,
-            "run_name": run_name, "tags": [{"key": k, "value": val} for k, val in tag_items]}))
+            "run_name": run_name, "tags": [{"key": k, "value": val} for k, val in tag_items],
+            IDEMPOTENCY_FIELD: uuid.uuid4().hex}))  # a resend after a lost answer gets the same run
         return rj.run_from_json(out["run"])
 
     def get_run(self, run_id: str) -> Run:
@@ -350,6 +433,8 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
 
     def update_run_info(self, run_id: str, run_status: str | None, end_time: int | None,
                         run_name: str | None) -> RunInfo:
+        if run_status in _TERMINAL_STATUSES and end_time is not None and run_name is None:
+            return self.end_run(run_id, run_status, end_time)  # journaled: a run always ends
         self._drain()
         out = self.http.call("POST", f"{API}/runs/update", rj.drop_none({
             "run_id": run_id, "run_uuid": run_id, "status": run_status, "end_time": end_time,
@@ -428,7 +513,8 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
                             model_type: str | None = None) -> LoggedModel:
         out = self.http.call("POST", f"{API}/logged-models", rj.drop_none({
             "experiment_id": str(experiment_id), "name": name, "source_run_id": source_run_id,
-            "model_type": model_type, "tags": rj.kv_list(tags or {}), "params": rj.kv_list(params or {})}))
+            "model_type": model_type, "tags": rj.kv_list(tags or {}), "params": rj.kv_list(params or {}),
+            IDEMPOTENCY_FIELD: uuid.uuid4().hex}))  # a resend after a lost answer gets the same model
         return rj.logged_model_from_json(out["model"])
 
     def get_logged_model(self, model_id: str) -> LoggedModel:
@@ -489,9 +575,15 @@ _live_stores: weakref.WeakSet[RestTrackingStore] = weakref.WeakSet()
 
 def _flush_at_exit() -> None:
     """Send what is queued (up to the flush timeout) and report refusals: exit never drops them silently."""
-    for store in list(_live_stores):
+    for store in list(_live_stores):  # one MLTRAIL_FLUSH_TIMEOUT for all of exit (see flush_timeout)
         try:
-            store.flush()
+            if store._warned_pending and not store._queue.wait(flush_timeout()):
+                # an end_run warning already said what remains journaled: report only refusals
+                refused = store._queue.take_errors()
+                if refused:
+                    raise refused[0]
+            else:
+                store.flush()
         except MltrailException as e:
             print(f"mltrail: logging to {store.uri} at exit: {e.message}", file=sys.stderr)
         except Exception as e:  # noqa: BLE001 - exit must go on
@@ -501,4 +593,4 @@ def _flush_at_exit() -> None:
 
 atexit.register(_flush_at_exit)
 
-__all__ = ["HttpClient", "RestTrackingStore", "error_from_response"]
+__all__ = ["HttpClient", "JournaledCallsWarning", "RestTrackingStore", "error_from_response"]

@@ -65,6 +65,7 @@ _DIGITS = frozenset("0123456789")
 # patterns such as 'a\_b' reach the database unchanged.
 _ESCAPABLE = frozenset("'\"`\\")
 _DATASET_KEYS = ("name", "digest", "context")
+_ID_OPS = ("=", "!=", "IN", "NOT IN")
 _MAX_TOKEN = 40
 _EXPECTED_KEY = "a key such as metrics.acc, params.lr, tags.`my tag` or an attribute"
 _EXPECTED_OP = "a comparison operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL, IS NOT NULL)"
@@ -106,6 +107,7 @@ class _Entity:
     order_attributes: Mapping[str, str]  # the same, in order_by
     numeric: frozenset[str]  # canonical names of numeric attributes
     order_kinds: frozenset[str]
+    ids: frozenset[str] = frozenset()  # string attributes holding an integer ID (quoted in filters)
 
 
 def _same(*names: str) -> dict[str, str]:
@@ -149,6 +151,7 @@ _ENTITIES: dict[str, _Entity] = {
         order_attributes=_RUN_ATTRIBUTES,
         numeric=frozenset({"start_time", "end_time"}),
         order_kinds=frozenset({METRIC, PARAM, TAG, ATTRIBUTE}),
+        ids=frozenset({"experiment_id"}),
     ),
     "experiment": _Entity(
         label="experiments",
@@ -157,6 +160,7 @@ _ENTITIES: dict[str, _Entity] = {
         order_attributes=_EXPERIMENT_ATTRIBUTES,
         numeric=frozenset({"creation_time", "last_update_time"}),
         order_kinds=frozenset({ATTRIBUTE}),
+        ids=frozenset({"experiment_id"}),
     ),
     "logged_model": _Entity(
         label="logged models",
@@ -192,6 +196,12 @@ def _entity(entity: str) -> _Entity:
     if spec is None:
         raise ValueError(f"Unknown search entity {entity!r}; expected one of {sorted(_ENTITIES)}")
     return spec
+
+
+def _ends_with_escape(pattern: str) -> bool:
+    """Whether a LIKE pattern ends with a lone backslash (an escape with nothing to escape)."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1
 
 
 def _is_key_char(c: str) -> bool:
@@ -485,13 +495,31 @@ class _Scanner:
                 f"operator '{op}' at position {op_pos} is not valid for {label} {_q(key)}; "
                 f"expected one of {', '.join(allowed)}"
             )
+        if kind == ATTRIBUTE and key in spec.ids and op not in _ID_OPS:
+            raise self.fail(
+                f"operator '{op}' at position {op_pos} is not valid for attribute {_q(key)}, an integer "
+                f"ID; expected one of {', '.join(_ID_OPS)}"
+            )
         if op in NULL_OPS:
             return Comparison(kind, key, op, None)
         if op in ("IN", "NOT IN"):
-            return Comparison(kind, key, op, self.read_list())
+            list_pos = self.pos
+            items = self.read_list()
+            if kind == ATTRIBUTE and key in spec.ids:
+                items = tuple(self.integer_id(key, item, list_pos) for item in items)
+            elif spec.label == "runs" and kind == ATTRIBUTE and key == "status":
+                items = tuple(self.run_status(item, list_pos) for item in items)
+            return Comparison(kind, key, op, items)
 
         value, is_string, value_pos = self.read_value()
         raw = self.src[value_pos : self.pos]
+        if op in ("LIKE", "ILIKE") and _ends_with_escape(str(value)):
+            raise self.fail(
+                f"pattern {_q(raw)} at position {value_pos} ends with the escape character '\\'; "
+                "expected a character after it (a literal backslash is written twice)"
+            )
+        if kind == ATTRIBUTE and key in spec.ids:
+            return Comparison(kind, key, op, self.integer_id(key, value, value_pos))
         if numeric and is_string:
             raise self.fail(
                 f"unexpected string {_q(raw)} at position {value_pos}; {_KIND_LABEL[kind]} {_q(key)} "
@@ -503,14 +531,31 @@ class _Scanner:
                 f"compares with a quoted string: quote it, e.g. '{raw}'"
             )
         if spec.label == "runs" and kind == ATTRIBUTE and key == "status" and op in ("=", "!="):
-            status = str(value).upper()
-            if status not in RUN_STATUSES:
-                raise self.fail(
-                    f"unknown run status {_q(raw)} at position {value_pos}; expected one of "
-                    f"{', '.join(sorted(RUN_STATUSES))}"
-                )
-            value = status
+            value = self.run_status(value, value_pos, raw)
         return Comparison(kind, key, op, value)
+
+    def run_status(self, value: object, pos: int, raw: str | None = None) -> str:
+        """A run status compared by = or IN, upper-cased: `status IN ('running')` means `= 'RUNNING'`."""
+        status = str(value).upper()
+        if status not in RUN_STATUSES:
+            raise self.fail(
+                f"unknown run status {_q(raw or str(value))} at position {pos}; expected one of "
+                f"{', '.join(sorted(RUN_STATUSES))}"
+            )
+        return status
+
+    def integer_id(self, key: str, value: object, pos: int) -> str:
+        """An ID attribute's value in its canonical spelling ('007' -> '7'); a non-integer is refused
+        here, as MLflow refuses it, rather than reaching the database."""
+        text = str(value).strip()
+        if not (text.isascii() and text.lstrip("-").isdigit()):
+            raise self.fail(
+                f"Invalid experiment ID {_q(str(value))} at position {pos}. Experiment ID must be a valid "
+                f"integer (attribute {_q(key)} compares with a quoted integer, e.g. '1')"
+                if key == "experiment_id" else
+                f"invalid {key} {_q(str(value))} at position {pos}; expected a quoted integer, e.g. '1'"
+            )
+        return str(int(text))
 
     def parse_filter(self) -> tuple[Comparison, ...]:
         out = [self.read_comparison()]

@@ -5,10 +5,16 @@ stores metrics with `Client.log_batch` in batches of up to 1000 and runs the oth
 (params, artifacts, datasets) in the order they were queued. A failure there never reaches the
 training loop: it is recorded by kind ("metrics", "params", ...) and reported as one warning per
 kind, on the training thread, at the next epoch end or at train end.
+
+A transient failure (the tracking server or database not answering) is not a loss: the writer
+keeps what it holds and retries with the journal's backoff (`mltrail.store.backoff`) until the
+store answers, saying once what it waits for; only a refusal (a deleted run, a bad value) counts
+as a failure. Closing gives the retries a bounded time, then reports what could not be stored.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -16,6 +22,9 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from mltrail.errors import TEMPORARILY_UNAVAILABLE, MltrailException
+from mltrail.store.backoff import Backoff
 
 _logger = logging.getLogger("mltrail.tensorflow")
 
@@ -26,8 +35,19 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 # How often the writer stores what is buffered, when nothing else wakes it (seconds).
 FLUSH_INTERVAL_S = 1.0
-# After this many failed metric batches in a row the store is taken as gone: later points are dropped.
+# After this many refused metric batches in a row (a deleted run) later points are dropped.
 MAX_CONSECUTIVE_METRIC_FAILURES = 3
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that waiting may cure: the store did not answer (not: it refused the call)."""
+    if isinstance(exc, MltrailException):
+        return exc.error_code == TEMPORARILY_UNAVAILABLE
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+class _GaveUp(Exception):
+    """Closing: the store stayed unreachable past the close timeout."""
 
 
 class AutologWarning(UserWarning):
@@ -42,6 +62,8 @@ class FailureReport:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self._pending: list[tuple[str, BaseException]] = []
+        self._notes_seen: set[str] = set()
+        self._notes: list[str] = []
 
     def record(self, kind: str, exc: BaseException) -> None:
         with self._lock:
@@ -49,6 +71,14 @@ class FailureReport:
                 return
             self._seen.add(kind)
             self._pending.append((kind, exc))
+
+    def note(self, kind: str, message: str) -> None:
+        """A message to warn once (not a failure: nothing is lost), e.g. what the writer waits for."""
+        with self._lock:
+            if kind in self._notes_seen:
+                return
+            self._notes_seen.add(kind)
+            self._notes.append(message)
 
     @property
     def kinds(self) -> set[str]:
@@ -59,9 +89,11 @@ class FailureReport:
         """Warn about each failure recorded since the last call (once per kind, ever)."""
         with self._lock:
             pending, self._pending = self._pending, []
-        for kind, exc in pending:
-            message = (f"mltrail could not log {kind} to the tracking store ({type(exc).__name__}: {exc}); "
-                       f"training goes on, but the run may lack some {kind}.")
+            notes, self._notes = self._notes, []
+        messages = notes + [
+            f"mltrail could not log {kind} to the tracking store ({type(exc).__name__}: {exc}); "
+            f"training goes on, but the run may lack some {kind}." for kind, exc in pending]
+        for message in messages:
             if self.silent:
                 _logger.debug(message)
                 continue
@@ -89,6 +121,8 @@ class AsyncWriter:
         self._tasks: deque[tuple[str, Callable[[], Any]]] = deque()
         self._wake = threading.Event()
         self._closed = False
+        self._close_deadline: float | None = None
+        self._backoff = Backoff()
         self._metric_failures = 0
         # the logged model the metrics belong to (MLflow's keras callback's `model_id`), if any
         self.model_id: str | None = None
@@ -126,7 +160,9 @@ class AsyncWriter:
         return done.wait(timeout)
 
     def close(self, timeout: float | None = 60.0) -> None:
-        """Store what is queued, then stop the thread."""
+        """Store what is queued, then stop the thread (retries of an unreachable store end at `timeout`)."""
+        if timeout is not None:
+            self._close_deadline = time.monotonic() + timeout
         self._closed = True
         self._wake.set()
         self._thread.join(timeout)
@@ -141,14 +177,40 @@ class AsyncWriter:
                 return
 
     def _drain(self) -> None:
-        while self._metrics or self._tasks:
-            self._write_metrics()
-            while self._tasks:
-                kind, fn = self._tasks.popleft()
-                try:
-                    fn()
-                except Exception as e:  # noqa: BLE001 - reported as a warning, never raised into training
+        try:
+            while self._metrics or self._tasks:
+                self._write_metrics()
+                while self._tasks:
+                    kind, fn = self._tasks[0]
+                    self._retrying(kind, fn)
+                    self._tasks.popleft()
+        except _GaveUp:
+            return
+
+    def _give_up(self) -> bool:
+        deadline = self._close_deadline
+        return self._closed and (deadline is None or time.monotonic() >= deadline)
+
+    def _retrying(self, kind: str, fn: Callable[[], Any]) -> None:
+        """Run `fn` until it succeeds or is refused (recorded); a store that does not answer is waited for."""
+        while True:
+            try:
+                fn()
+                self._backoff.reset()
+                return
+            except Exception as e:  # noqa: BLE001 - reported as a warning, never raised into training
+                if not is_transient(e):
                     self.failures.record(kind, e)
+                    return
+                self.failures.note("waiting", (
+                    f"mltrail is waiting for the tracking store to answer ({type(e).__name__}: {e}); autologging "
+                    f"keeps what it holds and retries with backoff; training goes on."))
+                if self._give_up() or not self._backoff.sleep(stop=self._give_up):
+                    n = len(self._metrics)
+                    self.failures.record(kind, MltrailException(
+                        f"the tracking store did not answer before the writer closed; {n} metric point(s) "
+                        f"and {len(self._tasks)} other call(s) were not stored: {e}", TEMPORARILY_UNAVAILABLE))
+                    raise _GaveUp from e
 
     def _write_metrics(self) -> None:
         from mltrail.entities import Metric
@@ -166,9 +228,14 @@ class AsyncWriter:
                     continue  # a non-numeric log entry (a string, a nested structure): not a metric
             if not batch or self._metric_failures >= MAX_CONSECUTIVE_METRIC_FAILURES:
                 continue
-            self._store_metrics(batch)
+            try:
+                self._retrying("metrics", functools.partial(self._store_metrics, batch))
+            except _GaveUp:
+                self._metrics.extendleft((m.key, m.value, m.timestamp, m.step) for m in reversed(batch))
+                raise
 
     def _store_metrics(self, batch: list[Any]) -> None:
+        """Store one batch; a refusal is recorded here, a transient failure raised (to retry it whole)."""
         from mltrail.errors import InvalidParameterValue
 
         try:
@@ -186,10 +253,14 @@ class AsyncWriter:
                 except InvalidParameterValue:
                     self._bad_keys.add(key)
                 except Exception as e2:  # noqa: BLE001
+                    if is_transient(e2):
+                        raise
                     self._metric_failures += 1
                     self.failures.record("metrics", e2)
                     return
         except Exception as e:  # noqa: BLE001
+            if is_transient(e):
+                raise
             self._metric_failures += 1
             self.failures.record("metrics", e)
 

@@ -15,6 +15,7 @@ import urllib.parse
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.store.artifact import get_artifact_repository
+from mltrail.uri_forms import is_models_uri, is_runs_uri, parse_artifact_uri
 
 _PROXY_SCHEME = "mlflow-artifacts:"
 
@@ -36,7 +37,7 @@ def resolve_source_uri(uri: str, source_artifacts: str | None) -> str:
             raise InvalidParameterValue(
                 f"The MLflow store names its artifacts as {uri!r}, which only its tracking server can resolve: "
                 "pass where that server kept them (its --artifacts-destination) as --artifacts PATH_OR_S3.")
-        rel = urllib.parse.urlparse(uri).path.lstrip("/")
+        rel = parse_artifact_uri(uri).path  # checked: a source's `..` cannot leave source_artifacts
         return "/".join([source_artifacts.rstrip("/"), rel]) if rel else source_artifacts
     path = local_path(uri)
     return path if path is not None else uri
@@ -58,7 +59,7 @@ class UriRewriter:
 
     def rewrite(self, uri: str | None) -> str | None:
         """`uri` with its longest known prefix replaced; unchanged (`models:/`, `runs:/`, unknown) otherwise."""
-        if not uri or uri.startswith(("models:/", "runs:/")):
+        if not uri or is_models_uri(uri) or is_runs_uri(uri):
             return uri
         key = _comparable(uri)
         best = ""

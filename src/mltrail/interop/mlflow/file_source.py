@@ -31,6 +31,7 @@ from mltrail._paths import resolve_under
 from mltrail.errors import InvalidParameterValue, InvalidState
 from mltrail.interop.mlflow.records import BATCH_ROWS, TABLE_ORDER, ArtifactRoot, RowBatch
 from mltrail.store.mlflow_detect import is_mlflow_file_store as tracking_folder_check
+from mltrail.uri_forms import is_runs_uri, parse_runs_uri
 
 _log = logging.getLogger(__name__)
 
@@ -560,9 +561,12 @@ class FileSource:
         moved = sorted(((old, new) for old, new in moved if old and old != new), key=lambda pair: -len(pair[0]))
 
         def resolve(location: str) -> str:
-            if location.startswith("runs:/"):
-                run_id, _, rel = location.removeprefix("runs:/").strip("/").partition("/")
-                first, _, rest = rel.partition("/")
+            if is_runs_uri(location):
+                try:
+                    parsed = parse_runs_uri(location)
+                except InvalidParameterValue:  # a malformed source stays as MLflow recorded it
+                    return location
+                run_id, rel, first, rest = str(parsed.run_id), parsed.subpath, parsed.head, parsed.rest
                 base = by_run_name.get((run_id, first))
                 if base is not None:
                     return f"{base.rstrip('/')}/{rest}" if rest else base

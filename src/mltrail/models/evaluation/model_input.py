@@ -8,6 +8,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.models.pyfunc import PyFuncModel, load_model
+from mltrail.uri_forms import is_models_uri
 
 ENV_MANAGERS = ("local", "conda", "virtualenv", "uv")
 
@@ -34,7 +35,7 @@ def resolve_model(model: Any, env_manager: str, model_config: dict[str, Any] | N
     if isinstance(model, str):
         loaded = load_model(model, model_config=model_config)
         # MLflow ties the evaluation to a logged model only when it is named by a models:/ URI.
-        return ResolvedModel(loaded.predict, loaded.model_id if model.startswith("models:/") else None)
+        return ResolvedModel(loaded.predict, loaded.model_id if is_models_uri(model) else None)
     if isinstance(model, PyFuncModel):
         if model_config:
             raise InvalidParameterValue(

@@ -7,15 +7,21 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
+from mltrail.server.idempotency import KEY_FIELD
 from mltrail.store.rest_json import key_values, logged_model_to_json, model_status_from_json
 
 
 def create_logged_model(call: Call) -> dict[str, Any]:
-    model = call.store.create_logged_model(
-        call.req("experiment_id"), name=call.text("name") or None, source_run_id=call.text("source_run_id") or None,
-        tags=dict(key_values(call.data.get("tags"), "tags")), params=dict(key_values(call.data.get("params"), "params")),
-        model_type=call.text("model_type") or None)
-    return {"model": logged_model_to_json(model)}
+    def create() -> dict[str, Any]:
+        model = call.store.create_logged_model(
+            call.req("experiment_id"), name=call.text("name") or None,
+            source_run_id=call.text("source_run_id") or None, tags=dict(key_values(call.data.get("tags"), "tags")),
+            params=dict(key_values(call.data.get("params"), "params")), model_type=call.text("model_type") or None)
+        return {"model": logged_model_to_json(model)}
+
+    # a resend after a lost answer (same key) gets the model the first request created
+    return call.ctx.idempotency.once("logged-models/create", call.data.get(KEY_FIELD),
+                                     create)
 
 
 def _model_id(call: Call) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunStatus, RunTag, ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
+from mltrail.server.idempotency import KEY_FIELD
 from mltrail.store.base import TrackingStore
 from mltrail.store.rest_json import (
     as_float,
@@ -28,9 +29,14 @@ def _run_id(call: Call) -> str:
 
 def create_run(call: Call) -> dict[str, Any]:
     tags = [RunTag(k, v) for k, v in key_values(call.data.get("tags"), "tags")]
-    run = call.store.create_run(call.text("experiment_id") or "0", call.text("user_id") or "",
-                                call.integer("start_time"), tags, call.text("run_name") or None)
-    return {"run": run_to_json(run)}
+
+    def create() -> dict[str, Any]:
+        run = call.store.create_run(call.text("experiment_id") or "0", call.text("user_id") or "",
+                                    call.integer("start_time"), tags, call.text("run_name") or None)
+        return {"run": run_to_json(run)}
+
+    # a resend after a lost answer (same key) gets the run the first request created
+    return call.ctx.idempotency.once("runs/create", call.data.get(KEY_FIELD), create)
 
 
 def get_run(call: Call) -> dict[str, Any]:

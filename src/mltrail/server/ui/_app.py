@@ -17,11 +17,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mltrail.errors import MltrailException
-from mltrail.server._http import json_response, logger
+from mltrail.server._http import RETRY_AFTER_S, database_unavailable, internal_error, json_response, logger
 from mltrail.server.context import ServerContext
 from mltrail.server.ui import _api_views as api
 from mltrail.server.ui import _pages as pages
 from mltrail.server.ui._ui import UI, Handler
+from mltrail.store.sql.db_errors import is_transient
 
 
 def _page(ui: UI, handler: Handler) -> Callable[[Request], Any]:
@@ -31,6 +32,11 @@ def _page(ui: UI, handler: Handler) -> Callable[[Request], Any]:
         except MltrailException as e:
             return ui.error_page(request, e.http_status, e.message)
         except Exception as e:  # noqa: BLE001 - show a page, log the trace
+            if is_transient(e):  # a lost database: a page saying so, and when to try again
+                unavailable = database_unavailable(e)
+                page = ui.error_page(request, unavailable.http_status, unavailable.message)
+                page.headers["Retry-After"] = str(RETRY_AFTER_S)
+                return page
             logger.exception("Unhandled error in a UI page", exc_info=e)
             return ui.error_page(request, 500, f"{type(e).__name__}: {e}")
 
@@ -44,9 +50,8 @@ def _api(ui: UI, handler: Handler) -> Callable[[Request], Any]:
             return await run_in_threadpool(handler, ui, request)
         except MltrailException as e:
             return json_response(e.to_dict(), e.http_status)
-        except Exception as e:  # noqa: BLE001 - the one JSON error shape
-            logger.exception("Unhandled error in a UI API call", exc_info=e)
-            return json_response({"error_code": "INTERNAL_ERROR", "message": f"{type(e).__name__}: {e}"}, 500)
+        except Exception as e:  # noqa: BLE001 - the one JSON error shape, and the one database mapping
+            return internal_error(e)
 
     endpoint.__name__ = handler.__name__
     return endpoint

@@ -18,36 +18,26 @@ from mltrail._paths import safe_relpath
 from mltrail.entities import FileInfo
 from mltrail.errors import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, InvalidParameterValue, MltrailException
 from mltrail.store.artifact.base import ArtifactRepository
+from mltrail.uri_forms import PROXY_HTTP_ANCHOR, parse_artifact_uri
 
-ANCHOR = "/api/2.0/mlflow-artifacts/artifacts"
+ANCHOR = PROXY_HTTP_ANCHOR
 _CHUNK = 1024 * 1024
 _UPLOAD_THREADS = 4
 
 
 def split_proxy_uri(uri: str, tracking_uri: str | None = None) -> tuple[str, str]:
-    """(server base URL, root path under the proxy) for any proxy form of an artifact URI."""
-    if uri.startswith("mlflow-artifacts:"):
-        rest = uri[len("mlflow-artifacts:"):]
-        if rest.startswith("//"):
-            netloc, _, path = rest[2:].partition("/")
-            base = f"http://{netloc}"
-        else:
-            from mltrail.tracking_uri import get_tracking_uri
+    """(server base URL, root path under the proxy) for any proxy form of an artifact URI (`mltrail.uri_forms`)."""
+    parsed = parse_artifact_uri(uri)
+    if parsed.base is not None:
+        return parsed.base, parsed.path
+    from mltrail.tracking_uri import get_tracking_uri
 
-            base = (tracking_uri or get_tracking_uri()).rstrip("/")
-            path = rest
-            if not base.startswith(("http://", "https://")):
-                raise InvalidParameterValue(
-                    f"Artifact URI {uri!r} names a tracking server's artifact proxy, but the tracking URI in "
-                    f"force is {base!r}. Set the tracking URI to that server (http://HOST:PORT).")
-        return base, safe_relpath(urllib.parse.unquote(path).lstrip("/"), "artifact URI")
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme not in ("http", "https") or ANCHOR not in parsed.path:
+    base = (tracking_uri or get_tracking_uri()).rstrip("/")
+    if not base.startswith(("http://", "https://")):
         raise InvalidParameterValue(
-            f"Invalid proxy artifact URI {uri!r}: expected http(s)://HOST{ANCHOR}/PATH or mlflow-artifacts:/PATH.")
-    prefix, _, path = parsed.path.partition(ANCHOR)
-    base = f"{parsed.scheme}://{parsed.netloc}{prefix}"
-    return base, safe_relpath(urllib.parse.unquote(path).lstrip("/"), "artifact URI")
+            f"Artifact URI {uri!r} names a tracking server's artifact proxy, but the tracking URI in "
+            f"force is {base!r}. Set the tracking URI to that server (http://HOST:PORT).")
+    return base, parsed.path
 
 
 def _quote(path: str) -> str:

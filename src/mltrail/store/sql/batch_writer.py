@@ -8,14 +8,13 @@ are the same as Core would emit; the schema they touch is `schema.py`'s.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from mltrail.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
+from mltrail.store.sql.db_errors import WriteRetry, is_disconnect
 
 T = TypeVar("T")
 
@@ -48,10 +47,17 @@ _SQL = {
 }
 
 
-def _is_transient(exc: Exception) -> bool:
-    msg = str(exc).lower()
-    return any(s in msg for s in ("database is locked", "database is busy", "deadlock detected",
-                                  "could not serialize"))
+def _discard(conn: Any, exc: BaseException) -> None:
+    """Roll back after a failure and give the connection back; a dead one is invalidated instead."""
+    if is_disconnect(exc):
+        conn.invalidate(exc)  # the pool opens a new one for the next transaction
+        return
+    try:
+        conn.rollback()
+    except Exception as rollback_exc:  # noqa: BLE001 - the original error is the one to report
+        conn.invalidate(rollback_exc)
+        return
+    conn.close()
 
 
 class BatchWriter:
@@ -87,26 +93,35 @@ class BatchWriter:
             cur.execute(self._insert_metrics_sql(size), values)
             start += size
 
-    def _transaction(self, fn: Callable[[Any], T], attempts: int = 30) -> T:
-        delay = 0.005
-        for attempt in range(attempts):
-            conn = self.engine.raw_connection()
+    def _transaction(self, fn: Callable[[Any], T], idempotent: bool = False) -> T:
+        """`fn(cursor)` in one transaction on a pooled DBAPI connection: committed whole or not at all.
+
+        Contention and a lost connection are retried as `db_errors.WriteRetry` says; a COMMIT cut off
+        by a disconnect is retried only when `idempotent` (a batch with an id: the server skips one it
+        has applied). A connection lost to a disconnect is invalidated, so the pool never hands it out again.
+        """
+        retry = WriteRetry()
+        while True:
+            committing = False
+            conn = None
             try:
+                conn = self.engine.raw_connection()  # pool_pre_ping: a dead pooled connection is replaced
                 cur = conn.cursor()
                 if self.sqlite:  # wait for the write lock up front (see engine.py)
                     cur.execute("BEGIN IMMEDIATE")
                 result = fn(cur)
+                committing = True
                 conn.commit()
                 return result
             except Exception as exc:
-                conn.rollback()
-                if not _is_transient(exc) or attempt == attempts - 1:
+                if conn is not None:
+                    _discard(conn, exc)
+                    conn = None
+                if not retry.again(exc, committing=committing, idempotent=idempotent):
                     raise
             finally:
-                conn.close()
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 0.5)
-        raise AssertionError("unreachable")  # pragma: no cover
+                if conn is not None:
+                    conn.close()
 
     def _link_model_metrics(self, cur: Any, run_id: str, links: list[tuple]) -> None:
         """Record points that carry a model_id on those logged models too, as MLflow's SQL store does.
@@ -170,4 +185,4 @@ class BatchWriter:
             if model_links:
                 self._link_model_metrics(cur, run_id, model_links)
 
-        self._transaction(apply)
+        self._transaction(apply, idempotent=batch_id is not None)

@@ -4,6 +4,10 @@ SQLite runs in WAL mode with `synchronous=NORMAL` and a long busy timeout, and e
 transaction starts with `BEGIN IMMEDIATE`: a deferred transaction that later wants to write can
 fail at once with "database is locked" (SQLite cannot wait there without risking a deadlock),
 an immediate one waits its turn. Reads stay deferred and never block writers in WAL mode.
+
+PostgreSQL connections are checked before use (`pool_pre_ping`), so a pool whose connections died
+with a database restart reconnects by itself, and a connect attempt gives up after
+`_PG_CONNECT_TIMEOUT_S` (an unreachable host must not hold a request for the kernel's TCP timeout).
 """
 
 from __future__ import annotations
@@ -11,19 +15,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError
 
 from mltrail.errors import MltrailException
 from mltrail.store.mlflow_detect import check_not_file_store, check_revision, check_sqlite_file
+from mltrail.store.sql.db_errors import WriteRetry
 
 T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 60_000
+_PG_CONNECT_TIMEOUT_S = 10
 
 
 def normalize_db_uri(uri: str) -> str:
@@ -38,7 +41,10 @@ def make_engine(uri: str) -> Engine:
     uri = normalize_db_uri(uri)
     if uri.startswith("sqlite"):
         return _sqlite_engine(uri)
-    return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args: dict[str, Any] = {}
+    if uri.startswith("postgresql") and "connect_timeout" not in uri:  # one given in the URI wins
+        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+    return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def _sqlite_engine(uri: str) -> Engine:
@@ -71,25 +77,21 @@ def _sqlite_engine(uri: str) -> Engine:
     return engine
 
 
-def _is_transient(exc: OperationalError) -> bool:
-    msg = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return "database is locked" in msg or "database is busy" in msg or "deadlock detected" in msg \
-        or "could not serialize" in msg
-
-
-def run_write(engine: Engine, fn: Callable[[Connection], T], attempts: int = 20) -> T:
-    """Run `fn(conn)` in one write transaction; retry transient lock errors, so no caller sees them."""
-    delay = 0.005
-    for attempt in range(attempts):
+def run_write(engine: Engine, fn: Callable[[Connection], T], idempotent: bool = False) -> T:
+    """Run `fn(conn)` in one write transaction; retry lock contention and a lost connection (bounded,
+    see `db_errors.WriteRetry`), so no caller sees a blip. `idempotent`: running `fn` twice is harmless,
+    so a COMMIT cut off by a disconnect may be retried too."""
+    retry = WriteRetry()
+    while True:
+        committing = False
         try:
             with engine.connect().execution_options(mltrail_write=True) as conn, conn.begin():
-                return fn(conn)
-        except OperationalError as exc:
-            if not _is_transient(exc) or attempt == attempts - 1:
+                result = fn(conn)
+                committing = True  # what fails from here on is the COMMIT
+            return result
+        except Exception as exc:
+            if not retry.again(exc, committing=committing, idempotent=idempotent):
                 raise
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 0.5)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextlib.contextmanager

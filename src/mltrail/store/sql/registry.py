@@ -32,6 +32,7 @@ from mltrail.store.sql import registry_schema as r
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.fields import now_ms
 from mltrail.store.sql.registry_search import RegistrySearchMixin
+from mltrail.uri_forms import is_models_uri, is_runs_uri
 
 
 def _not_found(name: str) -> ResourceDoesNotExist:
@@ -373,7 +374,7 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
     def _resolve_source(self, conn: Connection, source: str, run_id: str | None,
                         model_id: str | None) -> tuple[str, str, str | None, str | None]:
         """(normalised source, artifact location, run_id, model_id) of a version source, or a refusal."""
-        if source.startswith("models:"):
+        if is_models_uri(source):
             parsed = chk.parse_models_source(source)
             if parsed.model_id is None:
                 return self._resolve_registered_source(conn, source, parsed, run_id, model_id)
@@ -386,7 +387,7 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
                 raise chk.id_refusal(source, "run_id", f"Run {run_id} is not the run that logged model {mid} "
                                                        f"(its source run is {lm.source_run_id!r}).")
             return f"models:/{mid}", lm.artifact_location, run_id or lm.source_run_id, mid
-        if source.startswith("runs:"):
+        if is_runs_uri(source):
             rid, rel = chk.parse_runs_source(source)
             if run_id and run_id != rid:
                 raise chk.id_refusal(source, "run_id", f"The source names run {rid}, but run_id is {run_id}.")
@@ -503,9 +504,9 @@ class RegistryMixin(RegistrySearchMixin, RegistryStore):
     @staticmethod
     def _run_logged_model(conn: Connection, run_id: str, name: str) -> Any:
         lm, ro = t.logged_models, t.run_outputs
-        rows = conn.execute(select(lm).join(ro, ro.c.model_id == lm.c.model_id).where(and_(
+        rows = conn.execute(select(lm, ro.c.step).join(ro, ro.c.model_id == lm.c.model_id).where(and_(
             ro.c.run_uuid == run_id, lm.c.name == name, lm.c.lifecycle_stage == LifecycleStage.ACTIVE))).all()
         if not rows:
             return None
-        ready = [x for x in rows if x.status == "READY"] or rows
-        return max(ready, key=lambda x: x.creation_timestamp_ms)
+        # the rule of mltrail._run_models.run_logged_model: READY first, then the largest step, then the newest
+        return max(rows, key=lambda x: (x.status == "READY", x.step or 0, x.creation_timestamp_ms or 0))

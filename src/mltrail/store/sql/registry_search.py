@@ -23,7 +23,7 @@ from mltrail.store.registry_base import (
     SEARCH_REGISTERED_MODELS_MAX,
 )
 from mltrail.store.sql import registry_schema as r
-from mltrail.store.sql.comparisons import sql_compare
+from mltrail.store.sql.comparisons import sql_compare, sql_number
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
@@ -176,7 +176,7 @@ class RegistrySearchMixin:
             elif c.key == "version" and c.op in _NUMERIC_OPS:
                 if not float(c.value).is_integer():  # type: ignore[arg-type]
                     raise InvalidParameterValue(f"Invalid value for numeric attribute 'version_number': {c.value!r}.")
-                cond.append(sql_compare(mv.c.version, c.op, int(c.value)))  # type: ignore[call-overload]
+                cond.append(sql_compare(mv.c.version, c.op, sql_number(c.value)))
             elif c.key in strings and c.op in _STRING_OPS and not (c.key == "source_path" and "IN" in c.op):
                 cond.append(sql_compare(strings[c.key], c.op, c.value))
             else:

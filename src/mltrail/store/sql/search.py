@@ -17,7 +17,7 @@ from mltrail.entities import Experiment, LifecycleStage, PagedList, Run, ViewTyp
 from mltrail.errors import InvalidParameterValue
 from mltrail.store._paging import check_max_results, decode_token, encode_token
 from mltrail.store.sql import schema as t
-from mltrail.store.sql.comparisons import compare, sort_key, sql_compare
+from mltrail.store.sql.comparisons import compare, sort_key, sql_compare, sql_number
 from mltrail.store.sql.fields import parse_experiment_id
 
 _RUN_ATTRIBUTES = {
@@ -54,9 +54,9 @@ def _condition(c: Any) -> Any:
             raise InvalidParameterValue(
                 f"Invalid attribute key '{c.key}': expected one of {', '.join(sorted(_RUN_ATTRIBUTES))}.")
         value = c.value
-        if col_name in ("start_time", "end_time") and isinstance(value, float):
-            value = int(value)
-        if col_name == "experiment_id":
+        if col_name in ("start_time", "end_time"):
+            value = sql_number(value)
+        if col_name == "experiment_id":  # the grammar checked that each is an integer
             value = [int(x) for x in value] if isinstance(value, list | tuple) else int(value)
         if c.op == "IS NULL":
             return getattr(runs.c, col_name).is_(None)
