@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 
 import mltrail
+from mlflow_venv import ensure_mlflow_python
 from mltrail import fluent, tracking_uri
 from pg_server import pg_server, postgres_uri  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="session")
+def mlflow_python():
+    """The python of the real mlflow 3.17.2's venv (built on first use; see `mlflow_venv.py`)."""
+    return ensure_mlflow_python()
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ Each test runs against the embedded SQLite store and through a real `mltrail ser
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -138,12 +137,10 @@ def test_image_wraps_arrays_pil_and_files(tmp_path):
         mltrail.Image(42)
 
 
-MLFLOW_PYTHON = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser() / "bin" / "python"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MLFLOW_PYTHON.exists(), reason="the MLflow 3.17.2 venv is not built")
-def test_real_mlflow_client_reads_and_extends_our_tables_and_images(request, tmp_path):
+def test_real_mlflow_client_reads_and_extends_our_tables_and_images(request, tmp_path, mlflow_python):
     """MLflow's own load_table finds our table through its tag search; its rows and images read back here."""
     uri = start_server(request, tmp_path)
     mltrail.set_tracking_uri(uri)
@@ -160,7 +157,7 @@ with mlflow.start_run() as r:
     mlflow.log_image(np.zeros((4, 4, 3), dtype=np.uint8), key="k", step=2)
 print(json.dumps({{"table": theirs, "images": images, "run_id": r.info.run_id}}))
 """
-    out = subprocess.run([str(MLFLOW_PYTHON), "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([str(mlflow_python), "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["table"] == {"a": [1, 2], "run_id": [run.info.run_id] * 2} and got["images"] == "True"

@@ -17,42 +17,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-VENV = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser()
-REQUIREMENTS = ["mlflow==3.17.2", "tensorflow-cpu==2.21.0", "tensorboard==2.21.0", "optuna"]
+from mlflow_venv import VENV
+
 MAKER = Path(__file__).with_name("mlflow_store_maker.py")
-
-
-def _venv_ready(python: Path) -> bool:
-    if not python.exists():
-        return False
-    check = "import mlflow, tensorflow; assert mlflow.__version__ == '3.17.2', mlflow.__version__"
-    return subprocess.run([str(python), "-c", check], capture_output=True, timeout=600).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def mlflow_python() -> Path:
-    """The cached venv's python, built on first use; the tests skip when it cannot be built."""
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".mlflow-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _venv_ready(python):
-            try:
-                shutil.rmtree(VENV, ignore_errors=True)
-                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=600)
-                subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                                *REQUIREMENTS], check=True, timeout=3600)
-            except (subprocess.SubprocessError, OSError) as exc:
-                pytest.skip(f"the MLflow venv at {VENV} could not be built: {exc}")
-            if not _venv_ready(python):
-                pytest.skip(f"the MLflow venv at {VENV} was built but does not import mlflow/tensorflow")
-    return python
 
 
 def _make(python: Path, root: Path, tracking_uri: str) -> dict[str, Any]:

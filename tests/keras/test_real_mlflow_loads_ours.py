@@ -6,17 +6,12 @@ Skipped when that venv is absent; mltrail's own code never imports `mlflow`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
-
-MLFLOW_PYTHON = Path(os.environ.get("MLTRAIL_MLFLOW_PYTHON",
-                                    Path.home() / ".cache/mltrail-test/mlflow-venv/bin/python"))
 
 # runs in the MLflow venv: load each model with mlflow.pyfunc and mlflow.keras, print their predictions
 LOAD_WITH_MLFLOW = """
@@ -35,8 +30,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not MLFLOW_PYTHON.exists(), reason=f"no MLflow venv at {MLFLOW_PYTHON}")
-def test_real_mlflow_loads_and_predicts_our_keras_models(tmp_path):
+def test_real_mlflow_loads_and_predicts_our_keras_models(tmp_path, mlflow_python):
     import keras_models
 
     import mltrail.keras as mk
@@ -48,7 +42,7 @@ def test_real_mlflow_loads_and_predicts_our_keras_models(tmp_path):
     paths = [str(tmp_path / "default"), str(tmp_path / "exported")]
     mk.save_model(model, paths[0], input_example=x[:2])
     mk.save_model(model, paths[1], save_exported_model=True, signature=infer_signature(x, expected))
-    done = subprocess.run([str(MLFLOW_PYTHON), "-c", LOAD_WITH_MLFLOW, json.dumps(x.tolist()), *paths],
+    done = subprocess.run([str(mlflow_python), "-c", LOAD_WITH_MLFLOW, json.dumps(x.tolist()), *paths],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])

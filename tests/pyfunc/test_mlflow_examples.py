@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -84,11 +83,9 @@ def test_add_n_from_code_example_runs_unchanged(tracking, tmp_path):
     exec(ADD_N_CODE_LOGGING, {"__name__": "__main__"})
 
 
-_MLFLOW_PY = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser() / "bin" / "python"
 
 
-@pytest.mark.skipif(not _MLFLOW_PY.exists(), reason="the MLflow 3.17.2 venv is not installed")
-def test_mlflow_loads_a_model_from_code_saved_by_mltrail(tmp_path):
+def test_mlflow_loads_a_model_from_code_saved_by_mltrail(tmp_path, mlflow_python):
     import pandas as pd
 
     import mltrail.pyfunc as pyfunc
@@ -119,7 +116,7 @@ def test_mlflow_loads_a_model_from_code_saved_by_mltrail(tmp_path):
         print(model.predict(pd.DataFrame({{"a": [1.0, 2.0]}}))["a"].tolist())
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRAIL_"))}
-    out = subprocess.run([str(_MLFLOW_PY), "-c", script], capture_output=True, text=True, timeout=240, env=env,
+    out = subprocess.run([str(mlflow_python), "-c", script], capture_output=True, text=True, timeout=240, env=env,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[8.0, 9.0]"

@@ -1,13 +1,11 @@
 """The acceptance scripts against our server, through the real `mlflow` 3.17.2 client and through ours.
 
-MLflow lives in its own virtual environment (never importable from our package's tests), built
-once and cached under `~/.cache/mltrail-test/mlflow-venv` (`MLTRAIL_MLFLOW_VENV` overrides). Each
+MLflow lives in its own virtual environment (`mlflow_venv.py`, the `mlflow_python` fixture). Each
 script runs as its own process with the tracking URI pointing at one server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -21,33 +19,8 @@ from mltrail.server.app import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-VENV = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser()
 ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
-REQUIREMENTS = ["mlflow==3.17.2", "tensorflow-cpu==2.21.0", "tensorboard==2.21.0", "optuna"]
 SEEDS = ["seed_autolog", "seed_callback", "seed_log_model", "seed_nested", "seed_optuna", "seed_savedmodel"]
-
-
-def _venv_ready(python: Path) -> bool:
-    if not python.exists():
-        return False
-    check = "import mlflow, optuna, tensorflow; assert mlflow.__version__ == '3.17.2', mlflow.__version__"
-    return subprocess.run([str(python), "-c", check], capture_output=True, timeout=600).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def mlflow_python() -> Path:
-    """The cached venv's python, built on first use (a lock keeps parallel workers from racing)."""
-    python = VENV / "bin" / "python"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / ".mlflow-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _venv_ready(python):
-            shutil.rmtree(VENV, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=600)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
-                           check=True, timeout=3600)
-            assert _venv_ready(python), "the MLflow venv was built but does not import mlflow/optuna/tensorflow"
-    return python
 
 
 @pytest.fixture(scope="module")

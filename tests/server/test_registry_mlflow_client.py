@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from test_registry_rest import server  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-VENVS = [Path.home() / ".cache" / "mltrail-test" / "mlflow-venv", Path.home() / ".cache" / "mltrail-bench" / "mlflow-venv"]
 
 CLIENT = textwrap.dedent("""
     import json, sys
@@ -54,16 +52,8 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def _mlflow_python() -> str:
-    for venv in VENVS:
-        python = venv / "bin" / "python"
-        if python.exists():
-            return str(python)
-    pytest.skip("no mlflow venv under ~/.cache/mltrail-test or ~/.cache/mltrail-bench")
-
-
-def test_real_mlflow_client_registers_and_loads_by_alias(server, tmp_path):  # noqa: F811
-    python = _mlflow_python()
+def test_real_mlflow_client_registers_and_loads_by_alias(server, tmp_path, mlflow_python):  # noqa: F811
+    python = str(mlflow_python)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
            "MLFLOW_TRACKING_URI": server}
     for var in ("MLTRAIL_TRACKING_URI", "PYTHONPATH"):

@@ -11,7 +11,6 @@ import re
 import subprocess
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -187,7 +186,6 @@ def test_refused_experiment_locations_say_why_and_how(api, tmp_path):
 
 
 # ---------------------------------------------------------------- MLflow's own client against our server
-VENVS = [Path.home() / ".cache" / "mltrail-test" / "mlflow-venv", Path.home() / ".cache" / "mltrail-bench" / "mlflow-venv"]
 
 MLFLOW_CLIENT = textwrap.dedent("""
     import json, sys
@@ -212,10 +210,8 @@ MLFLOW_CLIENT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_mlflows_client_sees_mlflows_side_effects(server_uri, api, tmp_path):
-    python = next((str(v / "bin" / "python") for v in VENVS if (v / "bin" / "python").exists()), None)
-    if python is None:
-        pytest.skip("no mlflow venv under ~/.cache/mltrail-test or ~/.cache/mltrail-bench")
+def test_mlflows_client_sees_mlflows_side_effects(server_uri, api, tmp_path, mlflow_python):
+    python = str(mlflow_python)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     for var in ("MLTRAIL_TRACKING_URI", "PYTHONPATH", "MLFLOW_TRACKING_URI"):
         env.pop(var, None)
