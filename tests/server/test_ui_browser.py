@@ -179,6 +179,30 @@ def test_run_page_charts_smoothing_log_scale_and_zoom(page, site):
     page.wait_for_function(f"() => document.querySelector('{plot}').layout.xaxis.title.text.startsWith('relative')")
 
 
+def test_run_page_groups_metrics_and_draws_validation_with_train(page, site):
+    from mltrail.client import Client
+    from mltrail.entities import Metric
+
+    ids, base = site
+    client = Client(ids["uri"])  # a run of its own experiment: the demo's runs stay as they are
+    rid = client.create_run(client.create_experiment("grouping in a browser"), run_name="g").info.run_id
+    client.log_batch(rid, metrics=[Metric(k, v * (s + 1), 1000 + s, s) for k, v in
+                                   (("loss", 1.0), ("val_loss", 2.0), ("system/cpu", 3.0)) for s in range(5)])
+    page.goto(f"{base}/runs/{rid}")
+    i = _chart_index(page, "loss")
+    _wait_chart(page, i, 2)
+    plot = f'.plot[data-index="{i}"]'
+    got = page.evaluate(f"() => document.querySelector('{plot}').data.map(t => [t.name, t.y[4]])")
+    assert got == [["train", 5.0], ["validation", 10.0]]
+    assert page.evaluate(f"() => document.querySelector('{plot}').layout.showlegend") is True
+    page.fill("#smoothing", "0.5")  # the controls act on every line: raw + smoothed for each
+    page.wait_for_function(f"() => document.querySelector('{plot}').data.length === 4")
+    group = page.locator('details.chart-group[data-group="system"]')
+    assert group.locator(".chart-title").all_inner_texts() == ["system/cpu"]
+    group.locator("summary").click()  # folds
+    assert group.get_attribute("open") is None
+
+
 def wait_for_preview_of(page, path):
     # The pane shows "Loading…" (no name yet) between a click and the server's answer.
     page.wait_for_function("p => document.querySelector('.preview-name')?.textContent === p", arg=path)
@@ -204,9 +228,10 @@ def test_artifact_browser_previews_files(page, site):
     img = box.locator("img.preview-image")
     img.wait_for()
     page.wait_for_function("() => document.querySelector('img.preview-image')?.naturalWidth === 32")
-    box.locator('a[data-path="model_summary.txt"]').click()
-    page.wait_for_function("() => document.querySelector('.preview pre') && "
-                           "document.querySelector('.preview pre').textContent.includes('Total params: 15')")
+    box.locator('a[data-path="model_summary.txt"]').click()  # shown in the Models section, not twice
+    wait_for_preview_of(page, "model_summary.txt")
+    assert box.locator(".preview .shown-elsewhere a").get_attribute("href") == "#models"
+    assert page.locator("text=Total params: 15").count() == 1
     assert page.locator("#model-summary").inner_text().startswith('Model: "sequential"')
 
 

@@ -143,6 +143,8 @@ def test_run_page_shows_everything_about_a_run(demo):
     for name in ("notes", "config.json", "images", "model_summary.txt", "report.html"):
         assert f'data-path="{name}"' in html
     assert 'id="model-summary">Model: &#34;sequential&#34;' in html
+    assert html.count("Total params: 15") == 1  # the summary shows once, in the Models section
+    assert 'data-shown-elsewhere="{&#34;model_summary.txt&#34;:&#34;model-summary&#34;}"' in html
     # the logged model: flavors, signature table, snippets that load and serve it
     assert f'data-model-id="{ids["model"]}"' in html
     assert "<td>features</td><td>float32</td><td>(-1, 4)</td>" in html
@@ -365,3 +367,35 @@ def test_snippets_carry_a_short_input_example():
     assert spec_rows('[{"type": "double", "name": "x", "required": false}]') == [
         {"name": "x", "type": "double", "shape": "", "note": "optional"}]
     assert spec_rows("not json")[0]["note"] == "unreadable" and spec_rows(None) == []
+
+
+def test_run_page_groups_metrics_by_prefix_and_draws_validation_with_train(tmp_path):
+    directory = tmp_path / "store"
+    client = Client(str(directory))
+    exp = client.create_experiment("grouping")
+    rid = client.create_run(exp, run_name="groups").info.run_id
+    keys = ["zeta", "loss", "val_loss", "val_acc", "batch/loss", "batch/val_loss", "system/cpu",
+            "system/gpu_0/util", "a_group/x", "validation_f1", "f1"]
+    client.log_batch(rid, metrics=[Metric(k, 1.0, 1000 + s, s) for k in keys for s in range(3)])
+    with TestClient(create_app(ui_settings(directory)), base_url="http://127.0.0.1") as c:
+        html = c.get(f"/runs/{rid}").text
+    data = _page_data(html)
+    charts = [ch["key"] for ch in data["charts"]]
+    # ungrouped first (val_acc has no acc: a chart of its own), then groups alphabetically
+    assert charts == ["f1", "loss", "val_acc", "zeta", "a_group/x", "batch/loss", "system/cpu", "system/gpu_0/util"]
+    assert re.findall(r'<details class="chart-group" open data-group="([^"]+)"><summary>'
+                      r'<span class="group-name">[^<]+</span> <span class="muted small">(\d+)</span>', html) == [
+        ("a_group", "1"), ("batch", "2"), ("system", "2")]
+    assert html.index('data-key="zeta"') < html.index('data-group="a_group"')
+    loss = data["charts"][charts.index("loss")]
+    assert loss["label"] == "train" and [(e["key"], e["label"]) for e in loss["extra"]] == [("val_loss", "validation")]
+    assert "key=val_loss" in loss["extra"][0]["urls"][0] and "key=loss" in loss["urls"][0]
+    assert [e["key"] for e in data["charts"][charts.index("f1")]["extra"]] == ["validation_f1"]
+    assert [e["key"] for e in data["charts"][charts.index("batch/loss")]["extra"]] == ["batch/val_loss"]
+    assert "extra" not in data["charts"][charts.index("val_acc")]
+    # the metrics table links val_loss to the chart it is drawn on; one request per metric, as before
+    i = charts.index("loss")
+    assert f'<a href="#chart-{i}">val_loss</a>' in html and f'<a href="#chart-{i}">loss</a>' in html
+    assert sum(len(ch["urls"]) + sum(len(e["urls"]) for e in ch.get("extra", [])) for ch in data["charts"]) == len(keys)
+    assert html.count('class="plot"') == len(charts)
+    assert "model-summary" not in html and "data-shown-elsewhere" not in html  # no summary logged

@@ -14,6 +14,7 @@ from mltrail.server.context import ServerContext
 from mltrail.server.ui._artifacts import ArtifactView
 from mltrail.server.ui._format import fmt_duration
 from mltrail.server.ui._media import Media, collect_media
+from mltrail.server.ui._metric_groups import group_metrics
 from mltrail.server.ui._models import model_card, snippets
 from mltrail.server.ui._runs import (
     PARENT_TAG,
@@ -42,13 +43,18 @@ def _tracking_uri(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{base}"
 
 
-def _chart_data(base: str, runs: list[Any], keys: list[str]) -> dict[str, Any]:
-    """What charts.js needs: runs with names and colours, and per metric the URLs of its data."""
+def _metric_urls(base: str, runs: list[Any], key: str) -> list[str]:
+    """The requests that fetch metric `key` of these runs, downsampled, CHUNK runs each."""
     ids = [r.info.run_id for r in runs]
     n = points_per_run(len(ids))
-    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
-    charts = [{"key": k, "urls": [f"{base}/ui/api/metrics?" + urlencode(
-        {"key": k, "max_points": n, "run_ids": ",".join(c)}) for c in chunks]} for k in keys]
+    return [f"{base}/ui/api/metrics?" + urlencode({"key": key, "max_points": n, "run_ids": ",".join(ids[i:i + CHUNK])})
+            for i in range(0, len(ids), CHUNK)]
+
+
+def _chart_data(base: str, runs: list[Any], keys: list[str]) -> dict[str, Any]:
+    """What charts.js needs: runs with names and colours, and per metric the URLs of its data."""
+    n = points_per_run(len(runs))
+    charts = [{"key": k, "urls": _metric_urls(base, runs, k)} for k in keys]
     return {"base": base, "max_points": n,
             "runs": [{"id": r.info.run_id, "name": r.info.run_name or r.info.run_id[:8],
                       "color": PALETTE[i % len(PALETTE)]} for i, r in enumerate(runs)],
@@ -157,8 +163,19 @@ def run_page(ui: UI, request: Request) -> Response:
     user_tags = {k: v for k, v in sorted(tags.items()) if not k.startswith("mlflow.")}
     system_tags = {k: v for k, v in sorted(tags.items()) if k.startswith("mlflow.")}
     base = request.scope.get("root_path", "").rstrip("/")
-    keys = sorted(run.data.metrics)
-    chart_data = _chart_data(base, [run], keys)
+    groups = group_metrics(list(run.data.metrics))
+    specs = [spec for g in groups for spec in g.charts]
+    chart_data = _chart_data(base, [run], [spec.key for spec in specs])
+    # a chart with validation metrics draws them as more lines, each from its own request as before
+    chart_of: dict[str, int] = {}
+    for i, (spec, chart) in enumerate(zip(specs, chart_data["charts"], strict=True)):
+        chart_of[spec.key] = i
+        if spec.validation:
+            label = "validation" if len(spec.validation) == 1 else None
+            chart["label"] = "train"
+            chart["extra"] = [{"key": v, "label": label or v, "urls": _metric_urls(base, [run], v)}
+                              for v in spec.validation]
+            chart_of.update((v, i) for v in spec.validation)
     children_metric_keys = sorted({k for c in children for k in c.data.metrics})[:8]
     media = collect_media(view, root_files, tags, base) if view is not None else Media()
     return ui.render(request, "run.html", media=media, run=run, exp=exp, parent=parent, children=children,
@@ -167,7 +184,7 @@ def run_page(ui: UI, request: Request) -> Response:
                      root_files=root_files, artifact_error=artifact_error, summary=summary, cards=cards,
                      more_models=model_ids[MAX_MODELS_ON_RUN:], user_tags=user_tags, system_tags=system_tags,
                      metrics=[m for m in sorted(run.data._metric_objs, key=lambda m: m.key)],
-                     chart_data=chart_data, note=tags.get("mlflow.note.content", ""),
+                     chart_data=chart_data, chart_groups=groups, chart_of=chart_of, note=tags.get("mlflow.note.content", ""),
                      artifact_owner={"owner": "run", "id": run.info.run_id})
 
 

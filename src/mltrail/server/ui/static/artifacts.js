@@ -75,6 +75,18 @@
     // answer for an earlier file never replaces the preview of the file now selected.
     var ticket = (pane.dataset.ticket = String(Number(pane.dataset.ticket || 0) + 1));
     function current() { return pane.dataset.ticket === ticket; }
+    // A file the page already shows (the run's model summary): point there rather than show it twice.
+    var elsewhere = JSON.parse(box.getAttribute("data-shown-elsewhere") || "{}")[a.getAttribute("data-path")];
+    var target = elsewhere && document.getElementById(elsewhere);
+    if (target) {
+      pane.textContent = "";
+      var section = target.closest("section[id]");
+      pane.appendChild(el("div", {class: "preview-head"}, el("strong", {class: "preview-name"}, a.getAttribute("data-path")),
+        el("a", {href: a.getAttribute("href"), download: a.textContent}, "Download")));
+      pane.appendChild(el("p", {class: "muted shown-elsewhere"}, "Shown in the ",
+        el("a", {href: "#" + (section ? section.id : elsewhere)}, section ? "Models section" : "page"), "."));
+      return;
+    }
     window.mltrail.getJSON(base() + "/ui/api/preview?" + apiQuery(box, a.getAttribute("data-path"))).then(function (p) {
       if (!current()) return;
       pane.textContent = "";

@@ -31,12 +31,25 @@
   }
 
   var charts = (cfg.charts || []).map(function (c, i) {
-    return {key: c.key, urls: c.urls, index: i, div: document.querySelector('.plot[data-index="' + i + '"]'),
+    // a run page's chart may hold validation metrics too: one line (own requests) per metric key
+    var lines = [{key: c.key, label: c.label || null, urls: c.urls}].concat(c.extra || []);
+    return {key: c.key, urls: c.urls, lines: lines, index: i, div: document.querySelector('.plot[data-index="' + i + '"]'),
             full: null, zoomed: null, drawn: false, gl: false, seq: 0, zoomTicket: 0};
   });
 
+  var LINE_COLORS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];  // validation lines, after the run's colour
+  // every line's series, each tagged with its line (label and colour), in line order
+  function fetchLines(chart, urlsOf) {
+    return Promise.all(chart.lines.map(function (line, li) {
+      return Promise.all(urlsOf(line).map(getJSON)).then(merge).then(function (series) {
+        series.forEach(function (s) { s.label = line.label; s.line = li; });
+        return series;
+      });
+    })).then(function (all) { return [].concat.apply([], all); });
+  }
+
   function fetchFull(chart) {
-    if (!chart.full) chart.full = Promise.all(chart.urls.map(getJSON)).then(merge).then(function (series) {
+    if (!chart.full) chart.full = fetchLines(chart, function (line) { return line.urls; }).then(function (series) {
       performance.mark("mltrail:data:" + chart.index);
       return series;
     });
@@ -79,14 +92,15 @@
     series.forEach(function (s) {
       var run = runs[s.run_id] || {name: s.run_id, color: "#444"};
       var x = xs(s);
-      var name = esc(run.name);
+      var name = esc(s.label || run.name);
+      var color = s.line ? LINE_COLORS[(s.line - 1) % LINE_COLORS.length] : run.color;
       if (state.smoothing > 0 && series.length <= 10) {  // the raw series, faint, behind the smoothed one
         out.push({type: type, mode: "lines", x: x, y: s.values, name: name, showlegend: false, hoverinfo: "skip",
-                  line: {color: run.color, width: 1}, opacity: 0.25, meta: {run_id: s.run_id, raw: true}});
+                  line: {color: color, width: 1}, opacity: 0.25, meta: {run_id: s.run_id, raw: true}});
       }
       out.push({type: type, mode: s.steps.length === 1 ? "markers" : "lines", x: x,
-                y: smooth(s.values, state.smoothing), name: name, line: {color: run.color, width: 1.5},
-                marker: {color: run.color}, meta: {run_id: s.run_id},
+                y: smooth(s.values, state.smoothing), name: name, line: {color: color, width: 1.5},
+                marker: {color: color}, meta: {run_id: s.run_id, key: chart.lines[s.line || 0].key},
                 hovertemplate: "%{fullData.name}<br>%{x}: %{y:.6g}<extra></extra>"});
     });
     return out;
@@ -166,13 +180,15 @@
         var range = stepRange(chart, full, lo, hi);
         if (!range) return;
         var ticket = ++chart.zoomTicket;
-        var urls = chart.urls.map(function (u) {
-          var url = new URL(u, location.href);
-          url.searchParams.set("min_step", range[0]);
-          url.searchParams.set("max_step", range[1]);
-          return url.pathname + url.search;
-        });
-        return Promise.all(urls.map(getJSON)).then(merge).then(function (series) {
+        function ranged(line) {
+          return line.urls.map(function (u) {
+            var url = new URL(u, location.href);
+            url.searchParams.set("min_step", range[0]);
+            url.searchParams.set("max_step", range[1]);
+            return url.pathname + url.search;
+          });
+        }
+        return fetchLines(chart, ranged).then(function (series) {
           if (ticket !== chart.zoomTicket) return;  // a newer zoom won
           chart.zoomed = series;
           draw(chart, series);
