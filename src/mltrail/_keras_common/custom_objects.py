@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from mltrail.errors import InvalidParameterValue
-from mltrail.models.pickle_opt_in import pickle_allowed, pickle_refused
+from mltrail.models.pickle_opt_in import load_opted_in, pickle_refused
 
 # MLflow's file names under the flavor's data directory, in merge order: the model's own custom objects
 # override the Keras-global ones saved beside them
@@ -75,14 +75,13 @@ def load_pickled(files: list[str], allow_pickle: bool) -> dict[str, Any]:
     """
     if not files:
         return {}
-    if not pickle_allowed(allow_pickle):
-        raise pickle_refused("custom objects", ", ".join(files), allow_pickle)
-    import cloudpickle
+    def refusal() -> Exception:
+        return pickle_refused("custom objects", ", ".join(files), allow_pickle)
 
     merged: dict[str, Any] = {}
     for path in files:
         with open(path, "rb") as fh:
-            loaded = cloudpickle.load(fh)  # noqa: S301  (the user opted in, above)
+            loaded = load_opted_in(fh, allow_pickle, refusal)
         if not isinstance(loaded, dict):
             raise InvalidParameterValue(
                 f"{path!r} should hold a dict of custom objects; it holds a {type(loaded).__name__}.")

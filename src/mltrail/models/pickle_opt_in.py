@@ -9,6 +9,9 @@ for MLflow never turns this on.)
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable
+from typing import IO, Any
 
 from mltrail.errors import InvalidParameterValue
 
@@ -44,3 +47,16 @@ def pickle_refused(what: str, where: str, allow_pickle: bool | None = None) -> I
         f"Deserializing {what} using cloudpickle is disallowed, but this model was saved with {what} in pickle "
         f"format ({where}). Unpickling runs code from the model's files: if you trust them, pass allow_pickle=True "
         f"and set the environment variable {ALLOW_PICKLE_ENV}=true (missing: {missing_opt_ins(allow_pickle)}).")
+
+
+def load_opted_in(file: IO[bytes], allow_pickle: bool | None, refusal: Callable[[], Exception],
+                  unpickler: Callable[[IO[bytes]], pickle.Unpickler] = pickle.Unpickler) -> Any:
+    """Unpickle one object from `file`: the only place mltrail unpickles, and only with both yeses.
+
+    The check sits here, beside the load, so no caller can unpickle without it; `refusal()` is the
+    caller's error (it names what was refused and where). `unpickler` may narrow what loads
+    (`mltrail.pyfunc.pickled` maps MLflow's classes to ours); cloudpickle's files are plain pickles.
+    """
+    if not pickle_allowed(allow_pickle):
+        raise refusal()
+    return unpickler(file).load()  # noqa: S301  (the user opted in twice, checked just above)

@@ -9,6 +9,7 @@ MLflow need not be installed; any other MLflow name is refused with its name.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import lzma
 import os
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from mltrail.errors import InvalidParameterValue, MltrailException
-from mltrail.models.pickle_opt_in import ALLOW_PICKLE_ENV, missing_opt_ins, pickle_allowed
+from mltrail.models.pickle_opt_in import ALLOW_PICKLE_ENV, load_opted_in, missing_opt_ins, pickle_allowed
 
 __all__ = ["PICKLE_FILE", "add_code_to_sys_path", "check_pickle_allowed", "dump_python_model", "load_python_model"]
 
@@ -46,7 +47,12 @@ def check_pickle_allowed(allow_pickle: bool, where: str) -> None:
     """Refuse to unpickle the model at `where` unless both the keyword and the environment variable say yes."""
     if pickle_allowed(allow_pickle):  # the one opt-in check, shared with the Keras flavors' custom objects
         return
-    raise InvalidParameterValue(
+    raise pickle_model_refused(allow_pickle, where)
+
+
+def pickle_model_refused(allow_pickle: bool, where: str) -> InvalidParameterValue:
+    """The refusal for a pickled model, in MLflow's words first, naming both opt-ins."""
+    return InvalidParameterValue(
         "Deserializing model using pickle is disallowed, but this model is saved in cloudpickle format "
         f"({where}). Unpickling runs code from the model's files: load it only if you trust where it came "
         f"from, by passing allow_pickle=True to mltrail.pyfunc.load_model and setting {ALLOW_PICKLE_ENV}=true "
@@ -137,7 +143,8 @@ def load_python_model(model_path: str, conf: dict[str, Any], allow_pickle: bool)
             model_path, saved_with, here)
     try:
         with opener(file, "rb") as fh:
-            return _Unpickler(fh, repr(file)).load()
+            return load_opted_in(fh, allow_pickle, lambda: pickle_model_refused(allow_pickle, repr(file)),
+                                 functools.partial(_Unpickler, where=repr(file)))
     except ModuleNotFoundError as e:
         raise MltrailException(
             f"Cannot unpickle the model at {file!r}: it needs the module {e.name!r}, which is not installed "
