@@ -122,7 +122,7 @@ class SourceType:
     UNKNOWN = "UNKNOWN"
 
 
-def _json_number(v: float) -> float | str:
+def json_number(v: float) -> float | str:
     """MLflow's REST JSON writes non-finite floats as strings ("NaN", "Infinity")."""
     if math.isnan(v):
         return "NaN"
@@ -144,10 +144,14 @@ class Metric(NamedTuple):
     run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"key": self.key, "value": _json_number(self.value),
+        d: dict[str, Any] = {"key": self.key, "value": json_number(self.value),
                              "timestamp": self.timestamp, "step": self.step}
-        if self.model_id:
+        if self.model_id:  # a logged model's metric, maybe measured on a named dataset
             d["model_id"] = self.model_id
+        if self.dataset_name:
+            d["dataset_name"] = self.dataset_name
+        if self.dataset_digest:
+            d["dataset_digest"] = self.dataset_digest
         return d
 
     def to_dictionary(self) -> dict[str, Any]:

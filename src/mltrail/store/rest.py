@@ -48,6 +48,7 @@ from mltrail.entities import (
     Run,
     RunInfo,
     RunTag,
+    json_number,
 )
 from mltrail.errors import (
     ENDPOINT_NOT_FOUND,
@@ -343,7 +344,7 @@ class RestTrackingStore(RestRegistryMixin, TrackingStore):
             else:
                 key, value, ts, step = v.validate_metric(key, value, ts, step)
                 self._check_key("metric", key)
-            d: dict[str, Any] = {"key": key, "value": value if math.isfinite(value) else rj.json_number(value),
+            d: dict[str, Any] = {"key": key, "value": value if math.isfinite(value) else json_number(value),
                                  "timestamp": ts, "step": step}
             if m.model_id:  # a logged model's metric, maybe measured on a named dataset
                 d["model_id"] = m.model_id

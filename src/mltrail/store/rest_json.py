@@ -7,7 +7,6 @@ absent. Writers here leave out None so MLflow's own client (which parses strictl
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mltrail.entities import (
@@ -79,14 +78,6 @@ def as_str(value: Any, field: str, default: str | None = None) -> str | None:
     raise InvalidParameterValue(f"Invalid value {value!r} for '{field}': expected a string.")
 
 
-def json_number(v: float) -> float | str:
-    if math.isfinite(v):
-        return v
-    if math.isnan(v):
-        return "NaN"
-    return "Infinity" if v > 0 else "-Infinity"
-
-
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -115,13 +106,7 @@ def kv_list(d: dict[str, str]) -> list[dict[str, str]]:
 
 # ------------------------------------------------------------------ metrics
 def metric_to_json(m: Metric, run_id: str | None = None) -> dict[str, Any]:
-    d: dict[str, Any] = {"key": m.key, "value": json_number(m.value), "timestamp": m.timestamp, "step": m.step}
-    if m.model_id:
-        d["model_id"] = m.model_id
-    if m.dataset_name:
-        d["dataset_name"] = m.dataset_name
-    if m.dataset_digest:
-        d["dataset_digest"] = m.dataset_digest
+    d = m.to_dict()
     rid = run_id or m.run_id
     if rid:
         d["run_id"] = rid

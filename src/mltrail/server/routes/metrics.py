@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mltrail.entities import json_number
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
 from mltrail.server.validation import MAX_BULK_INTERVAL_RESULTS
-from mltrail.store.rest_json import json_number, metric_to_json
+from mltrail.store.rest_json import metric_to_json
 
 MAX_SAMPLED_POINTS = 100_000
 MAX_BULK_RUNS = 200
