@@ -30,6 +30,12 @@ class ServerSettings:
             the bound host, or any host when bound to 0.0.0.0/::.
         max_json_bytes / max_artifact_bytes: request body limits, answered with 413 beyond them.
         ui: mount `mltrail.server.ui` at `/` when that package exists.
+        auth: require an identity on every request but the public ones (`--auth`, or MLflow's
+            `--app-name basic-auth`); users and permissions live in the tracking database.
+        auth_default_permission: what a user may do with a resource nobody granted them anything on
+            (`NO_PERMISSIONS` unless told otherwise: safe by default).
+        auth_proxy_header: a header naming the user (e.g. `X-Forwarded-Email`), trusted only from
+            `trusted_proxies` (addresses or CIDR networks).
     """
 
     backend_store_uri: str | None = None
@@ -44,6 +50,10 @@ class ServerSettings:
     max_artifact_bytes: int = 1024 * MiB
     ui: bool = True
     extra_local_roots: list[str] = field(default_factory=list)
+    auth: bool = False
+    auth_default_permission: str = "NO_PERMISSIONS"
+    auth_proxy_header: str | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
 
     def resolved(self) -> ServerSettings:
         """A copy with every default filled in and local paths made absolute."""
