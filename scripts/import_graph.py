@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("commands", "click commands and the demo",
      ["mltrail.cli", "mltrail._cli_tracking", "mltrail._cli_errors", "mltrail.server.cli", "mltrail.serving.cli",
       "mltrail._cli_options", "mltrail._cli_experiments", "mltrail._cli_runs", "mltrail._cli_artifacts",
-      "mltrail._cli_doctor", "mltrail._cli_import_mlflow", "mltrail._cli_export_mlflow",
+      "mltrail._cli_doctor", "mltrail._cli_import_mlflow", "mltrail._cli_export_mlflow", "mltrail._cli_users",
       "mltrail.serving.__main__", "mltrail.store.sync_cli", "mltrail.tensorflow.demo"]),
     ("public API", "the `mltrail` package: MLflow's top-level names, lazy submodules",
      ["mltrail"]),

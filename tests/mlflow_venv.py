@@ -20,13 +20,14 @@ import pytest
 
 VENV = Path(os.environ.get("MLTRAIL_MLFLOW_VENV", "~/.cache/mltrail-test/mlflow-venv")).expanduser()
 MLFLOW_PYTHON = VENV / "bin" / "python"
-REQUIREMENTS = ["mlflow==3.17.2", "tensorflow-cpu==2.21.0", "tensorboard==2.21.0", "optuna"]
+# mlflow[auth]: mlflow.server.auth.client (AuthServiceClient) imports Flask-WTF
+REQUIREMENTS = ["mlflow[auth]==3.17.2", "tensorflow-cpu==2.21.0", "tensorboard==2.21.0", "optuna"]
 
 
 def _ready() -> bool:
     if not MLFLOW_PYTHON.exists():
         return False
-    check = "import mlflow, optuna, tensorflow; assert mlflow.__version__ == '3.17.2', mlflow.__version__"
+    check = "import mlflow, optuna, tensorflow, flask_wtf; assert mlflow.__version__ == '3.17.2', mlflow.__version__"
     return subprocess.run([str(MLFLOW_PYTHON), "-c", check], capture_output=True, timeout=600).returncode == 0
 
 

@@ -24,6 +24,8 @@ _COMMANDS = {
     "server": "mltrail.server.cli:server",
     "ui": "mltrail.server.cli:ui",
     "sync": "mltrail.store.sync_cli:sync",
+    "users": "mltrail._cli_users:users",
+    "tokens": "mltrail._cli_users:tokens",
     "models": "mltrail.serving.cli:models",
     "demo": "mltrail.tensorflow.demo:demo",
 }

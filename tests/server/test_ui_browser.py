@@ -73,15 +73,23 @@ def page(browser, site):
     assert errors == [], errors
 
 
-def _wait_chart(pg, index: int, n_series: int, after: int = 0) -> None:
+def wait_chart(pg, index: int, n_series: int, after: int = 0) -> None:
+    """Until chart `index` has drawn `n_series` lines (its data-series), for a drawing after `after`."""
     pg.wait_for_function(
         """([i, n, after]) => { const d = document.querySelector(`.plot[data-index="${i}"]`);
-            return d && d.data && d.data.length === n && +(d.getAttribute('data-rendered') || 0) > after; }""",
+            return d && +d.getAttribute('data-series') === n && +(d.getAttribute('data-rendered') || 0) > after; }""",
         arg=[index, n_series, after])
 
 
-def _chart_index(pg, key: str) -> int:
+def chart_index(pg, key: str) -> int:
     return pg.evaluate("(key) => window.mltrailCharts.charts.findIndex(c => c.key === key)", key)
+
+
+def series_of(pg, index: int) -> list[dict]:
+    """The uPlot series of chart `index` after the x series: label, and whether it is a faint raw line."""
+    return pg.evaluate("""(i) => { const u = window.mltrailCharts.charts[i].plot;
+        return u.series.slice(1).map((s, j) => ({label: s.label, raw: s.class === 'raw', y: u.data[j + 1]})); }""",
+                       index)
 
 
 def test_experiments_lead_to_the_runs_table(page, site):
@@ -108,13 +116,22 @@ def test_fold_select_and_compare_runs(page, site):
     page.locator("#compare-button").click()
     page.wait_for_url("**/compare?run_ids=*")
     assert page.locator("#compare-runs tbody tr").count() == 3
-    _wait_chart(page, _chart_index(page, "loss"), 3)
-    plot = f'.plot[data-index="{_chart_index(page, "loss")}"]'
-    names = page.evaluate(f"() => document.querySelector('{plot}').data.map(t => t.name)")
-    assert names == ["trial-0", "trial-1", 'trial-2 &lt;img src=x onerror="window.__pwned=2"&gt;']
-    # Plotly shows the name as typed: text, not an element
-    assert page.locator(f"{plot} .legendtext").all_text_contents()[2] == f"trial-2 {XSS_IMG}"
+    i = chart_index(page, "loss")
+    wait_chart(page, i, 3)
+    plot = f'.plot[data-index="{i}"]'
+    assert [s["label"] for s in series_of(page, i)] == ["trial-0", "trial-1", f"trial-2 {XSS_IMG}"]
+    # the legend shows the name as typed: text, not an element
+    assert page.locator(f"{plot} .u-legend .u-series .u-label").all_text_contents()[1:] == [
+        "trial-0", "trial-1", f"trial-2 {XSS_IMG}"]
     assert page.locator(f"{plot} img").count() == 0
+    # each run's line in its legend colour (the swatch in the runs table above)
+    colours = page.evaluate(f"""() => {{ const ctx = document.createElement('canvas').getContext('2d');
+        const norm = c => {{ ctx.fillStyle = c; return ctx.fillStyle; }};
+        const u = window.mltrailCharts.charts[{i}].plot;
+        return [u.series.slice(1).map((s, j) => norm(s.stroke(u, j + 1))),
+                [...document.querySelectorAll('#compare-runs .swatch')].map(e => norm(getComputedStyle(e).backgroundColor))];
+    }}""")
+    assert colours[0] == colours[1] and len(set(colours[0])) == 3
     differs = page.locator("#params-diff tr.differs th").all_inner_texts()
     assert differs == ["learning_rate", "units"]
     page.locator("#diff-only").check()
@@ -155,28 +172,23 @@ def test_scrolling_loads_every_run(page, site):
     assert len(set(names)) == MANY_RUNS
 
 
-def test_run_page_charts_smoothing_log_scale_and_zoom(page, site):
+def test_run_page_charts_downsampled_with_the_spike_and_smoothing(page, site):
     ids, base = site
     page.goto(f"{base}/runs/{ids['curves']}")
-    i = _chart_index(page, "loss")
+    i = chart_index(page, "loss")
     page.locator(f"#chart-{i}").scroll_into_view_if_needed()
-    _wait_chart(page, i, 1)
-    plot = f'.plot[data-index="{i}"]'
-    xs = page.evaluate(f"() => document.querySelector('{plot}').data[0].x")
+    wait_chart(page, i, 1)
+    xs = page.evaluate(f"() => window.mltrailCharts.charts[{i}].plot.data[0]")
     assert xs[0] == 0 and xs[-1] == 2999 and len(xs) <= 1000
-    assert 100 in page.evaluate(f"() => document.querySelector('{plot}').data[0].y")  # the spike survived
-    page.check("#log-y")
-    page.wait_for_function(f"() => document.querySelector('{plot}').layout.yaxis.type === 'log'")
+    assert 100 in series_of(page, i)[0]["y"]  # the spike survived
+    assert page.evaluate("() => window.Plotly") is None  # metric charts never load Plotly.js
+    rendered = int(page.get_attribute(f'.plot[data-index="{i}"]', "data-rendered"))
     page.fill("#smoothing", "0.9")  # a range input: fill sets it and fires input
-    page.wait_for_function(f"() => document.querySelector('{plot}').data.length === 2")  # raw, faint + smoothed
-    page.fill("#smoothing", "0")
-    rendered = int(page.get_attribute(plot, "data-rendered"))
-    page.evaluate(f"() => Plotly.relayout(document.querySelector('{plot}'), {{'xaxis.range': [1200, 1300]}})")
-    page.wait_for_function(f"""() => {{ const d = document.querySelector('{plot}');
-        return d.data.length === 1 && d.data[0].x.length === 101 && +d.getAttribute('data-rendered') > {rendered}; }}""")
-    assert page.evaluate(f"() => document.querySelector('{plot}').data[0].x[0]") == 1200
-    page.select_option("#x-axis", "relative")
-    page.wait_for_function(f"() => document.querySelector('{plot}').layout.xaxis.title.text.startsWith('relative')")
+    wait_chart(page, i, 1, rendered)
+    got = series_of(page, i)
+    assert [(s["label"], s["raw"]) for s in got] == [("curves (raw)", True), ("curves", False)]  # raw faint, behind
+    assert got[0]["y"][-1] == pytest.approx(1 / 30.99) and got[1]["y"][-1] != got[0]["y"][-1]
+    assert page.locator(f'.plot[data-index="{i}"] .u-legend tr.raw').is_hidden()
 
 
 def test_run_page_groups_metrics_and_draws_validation_with_train(page, site):
@@ -189,14 +201,14 @@ def test_run_page_groups_metrics_and_draws_validation_with_train(page, site):
     client.log_batch(rid, metrics=[Metric(k, v * (s + 1), 1000 + s, s) for k, v in
                                    (("loss", 1.0), ("val_loss", 2.0), ("system/cpu", 3.0)) for s in range(5)])
     page.goto(f"{base}/runs/{rid}")
-    i = _chart_index(page, "loss")
-    _wait_chart(page, i, 2)
-    plot = f'.plot[data-index="{i}"]'
-    got = page.evaluate(f"() => document.querySelector('{plot}').data.map(t => [t.name, t.y[4]])")
-    assert got == [["train", 5.0], ["validation", 10.0]]
-    assert page.evaluate(f"() => document.querySelector('{plot}').layout.showlegend") is True
+    i = chart_index(page, "loss")
+    wait_chart(page, i, 2)
+    got = [(s["label"], s["y"][4]) for s in series_of(page, i)]
+    assert got == [("train", 5.0), ("validation", 10.0)]
+    rendered = int(page.get_attribute(f'.plot[data-index="{i}"]', "data-rendered"))
     page.fill("#smoothing", "0.5")  # the controls act on every line: raw + smoothed for each
-    page.wait_for_function(f"() => document.querySelector('{plot}').data.length === 4")
+    wait_chart(page, i, 2, rendered)
+    assert [s["raw"] for s in series_of(page, i)] == [True, True, False, False]
     group = page.locator('details.chart-group[data-group="system"]')
     assert group.locator(".chart-title").all_inner_texts() == ["system/cpu"]
     group.locator("summary").click()  # folds
@@ -260,8 +272,13 @@ def test_a_slow_preview_never_replaces_the_file_clicked_after_it(page, site):
 def test_parallel_coordinates_of_a_search(page, site):
     ids, base = site
     page.goto(f"{base}/runs/{ids['parent']}")
+    page.set_viewport_size({"width": 1400, "height": 400})  # the compare page's view starts out of sight
     page.locator("#compare-children").click()
     page.wait_for_url("**/compare?parent=*")
+    wait_chart(page, 0, 3)
+    # Plotly.js (parallel coordinates only) loads when that view comes near, not with the page
+    assert page.evaluate("() => window.Plotly") is None
+    assert not page.evaluate("() => performance.getEntriesByType('resource').some(e => e.name.includes('plotly'))")
     page.locator("#parcoords").scroll_into_view_if_needed()
     page.wait_for_function("() => { const d = document.getElementById('parcoords'); "
                            "return d.data && d.data[0].type === 'parcoords'; }")

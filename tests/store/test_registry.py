@@ -408,7 +408,7 @@ def test_a_0001_database_upgrades_to_the_registry(backend, tmp_path, request):
         eng.upgrade(engine)
     clear_cache()
     store = get_store(uri, artifact_root=str(tmp_path / "artifacts"))
-    assert eng.current_revision(store.engine) == HEAD == "0003"
+    assert eng.current_revision(store.engine) == HEAD
     if backend == "postgres":  # 0003: the planner's statistics on (key, value) pairs
         from sqlalchemy import text
 

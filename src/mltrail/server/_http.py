@@ -13,9 +13,10 @@ MLflow's words).
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +33,7 @@ from mltrail.errors import (
 )
 from mltrail.server.context import ServerContext
 from mltrail.server.validation import check_request
+from mltrail.store.readable import Readable
 from mltrail.store.rest_json import as_int, as_str
 from mltrail.store.sql.db_errors import describe, is_constraint_violation, is_disconnect, is_transient
 from mltrail.store.sql.store import SqlTrackingStore
@@ -52,6 +54,25 @@ class UnsupportedMediaType(MltrailException):
 
 # How long a client is told to wait before retrying a request the database could not serve.
 RETRY_AFTER_S = 1
+# Where a server with --auth puts a request's authorization gate (mltrail.server.auth.authorize.Gate)
+GATE_KEY = "mltrail.gate"
+# the endpoints json_endpoint and method_dispatch built: their gate runs once the body is parsed
+_JSON_ENDPOINTS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def is_json_endpoint(endpoint: Callable[..., Any]) -> bool:
+    """Whether `endpoint` parses a JSON request into a `Call` (and so runs the request's gate itself)."""
+    return endpoint in _JSON_ENDPOINTS
+
+
+class CallGate(Protocol):
+    """A request's authorization, as a JSON handler's call sees it (built by mltrail.server.auth)."""
+
+    def check(self, call: Call) -> None: ...
+
+    def after(self, call: Call, result: Any) -> None: ...
+
+    def readable(self, resource_type: str) -> Readable | None: ...
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
@@ -155,10 +176,16 @@ class Call:
     query: Any
     path_params: dict[str, Any]
     method: str
+    gate: CallGate | None = None
 
     @property
     def store(self) -> SqlTrackingStore:
         return self.ctx.store
+
+    def readable(self, resource_type: str) -> Readable | None:
+        """What the caller may read of a resource type ("experiment", "registered_model"), for a
+        search; None when the server runs without --auth (or the caller is an admin)."""
+        return None if self.gate is None else self.gate.readable(resource_type)
 
     def text(self, name: str, required: bool = False, default: str | None = None) -> str | None:
         value = as_str(self.data.get(name), name, default)
@@ -218,9 +245,15 @@ Handler = Callable[[Call], Any]
 
 
 def _checked_call(handler: Handler, call: Call, path: str, body: dict[str, Any] | None) -> Any:
-    """The handler, after MLflow's own checks of the request (`mltrail.server.validation`)."""
+    """The handler, after MLflow's own checks of the request (`mltrail.server.validation`) and,
+    with --auth, the caller's permission (the gate: before the handler, then after it succeeded)."""
     check_request(call.method, path, call.query, body)
-    return handler(call)
+    if call.gate is None:
+        return handler(call)
+    call.gate.check(call)
+    result = handler(call)
+    call.gate.after(call, result)
+    return result
 
 
 def json_endpoint(handler: Handler) -> Callable[[Request], Any]:
@@ -232,7 +265,7 @@ def json_endpoint(handler: Handler) -> Callable[[Request], Any]:
             body = None if request.method in ("GET", "HEAD") else \
                 await read_json_body(request, ctx.settings.max_json_bytes)
             call = Call(ctx, merge_input(request, body), request.query_params, dict(request.path_params),
-                        request.method)
+                        request.method, request.scope.get(GATE_KEY))
             result = await run_in_threadpool(_checked_call, handler, call, request.url.path, body)
         except MltrailException as e:
             return error_response(e)
@@ -243,6 +276,7 @@ def json_endpoint(handler: Handler) -> Callable[[Request], Any]:
         return json_response(result if result is not None else {})
 
     endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+    _JSON_ENDPOINTS.add(endpoint)
     return endpoint
 
 
@@ -258,4 +292,5 @@ def method_dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Any]:
                                              f"{', '.join(sorted(wrapped))}."}, 405)
         return await fn(request)
 
+    _JSON_ENDPOINTS.add(endpoint)
     return endpoint

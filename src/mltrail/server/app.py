@@ -23,8 +23,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mltrail.errors import ENDPOINT_NOT_FOUND
 from mltrail.server._http import json_response, logger, method_dispatch
+from mltrail.server.artifacts_only import artifacts_only_app
 from mltrail.server.context import ServerContext
-from mltrail.server.middleware import HostCheckMiddleware
+from mltrail.server.deployment import ServerOptions
 from mltrail.server.routes import artifacts, experiments, metrics, models, registry, runs
 from mltrail.server.settings import ServerSettings
 from mltrail.server.ui import create_ui
@@ -91,18 +92,41 @@ def create_app(settings: ServerSettings | None = None, store: SqlTrackingStore |
         settings: what `mltrail server` was given (defaults resolved here).
         store: a tracking store to serve instead of opening `settings.backend_store_uri` (tests).
     """
-    ctx = ServerContext(settings or ServerSettings(), store)
-    routes: list[BaseRoute] = [*root_routes(), *api_routes()]
+    settings = settings or ServerSettings()
+    if settings.artifacts_only:  # the artifact proxy alone: no database; tracking routes answer 503
+        return artifacts_only_app(settings, [*root_routes(), *api_routes()], not_found)
+    ctx = ServerContext(settings, store)
+    options = ServerOptions(ctx.settings, ctx.store.engine)  # server-info, /metrics, CORS, headers, prefix
+    if ctx.auth is not None:  # no admin, no server: there is no default password
+        from mltrail.server.auth.startup import ensure_admin
+
+        ensure_admin(ctx.auth)
+    from mltrail.server.auth.api import routes as auth_api_routes  # without --auth they answer 404 saying so
+
+    routes: list[BaseRoute] = [*root_routes(), *options.routes, *api_routes(), *auth_api_routes()]
     for api in API_PREFIXES:
         routes.append(Route(api + "/{rest:path}", not_found, methods=_ALL_METHODS))
     if ctx.settings.ui:
         routes.append(Mount("/", app=create_ui(ctx)))
     else:
         routes.append(Route("/", index))
-    app = Starlette(routes=routes,
-                    middleware=[Middleware(HostCheckMiddleware, allowed_hosts=ctx.settings.allowed_hosts)])
+    if ctx.settings.auth:  # every route behind its rule (add routes above this line)
+        from mltrail.server.auth.authorize import guard_routes
+
+        guard_routes(routes, ctx)
+    middleware = [*options.middleware]  # the Host check, CORS, security headers, the request timer
+    if ctx.auth is not None:  # who is calling (scope["state"]["identity"]); the rules above decide the rest
+        from mltrail.server.auth.middleware import AuthMiddleware
+
+        middleware.append(Middleware(AuthMiddleware, store=ctx.auth, proxy_header=ctx.settings.auth_proxy_header,
+                                     trusted_proxies=ctx.settings.trusted_proxies))
+        # after AuthMiddleware: the CSRF check reads the session that one found
+        from mltrail.server.auth.csrf import CsrfMiddleware
+
+        middleware.append(Middleware(CsrfMiddleware, trusted_proxies=ctx.settings.trusted_proxies))
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.ctx = ctx
-    return app
+    return options.finish(app)
 
 
 def app_from_env() -> Starlette:

@@ -14,6 +14,7 @@ import urllib.parse
 
 from mltrail._paths import safe_relpath
 from mltrail.errors import InvalidParameterValue, MltrailException
+from mltrail.server.auth.store import AuthStore
 from mltrail.server.idempotency import IdempotencyCache
 from mltrail.server.settings import PROXY_ROOT, ServerSettings
 from mltrail.store.artifact import get_artifact_repository
@@ -64,6 +65,8 @@ class ServerContext:
                                   key=len, reverse=True)
         self._dest_repo: ArtifactRepository | None = None
         self.idempotency = IdempotencyCache()  # create requests resent after a lost answer
+        # accounts and permissions live in the tracking database (server/auth/store.py)
+        self.auth: AuthStore | None = AuthStore(store.engine) if self.settings.auth else None
 
     # ------------------------------------------------------------------ repositories
     def proxy_repo(self) -> ArtifactRepository:

@@ -26,6 +26,13 @@ def host_name(host: str) -> str:
     return host
 
 
+def route_path(scope: dict[str, Any]) -> str:
+    """The path below the app's mount point (a `--static-prefix` stripped)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 class HostCheckMiddleware:
     """Answer 403 unless the Host header matches the allowlist (`*`, exact names, `*.suffix`)."""
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mltrail.entities import ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call, error_response, json_endpoint
+from mltrail.server.auth.levels import EXPERIMENT
 from mltrail.store.rest_json import experiment_to_json, key_values
 
 # search_datasets_impl's limit on experiment ids per request
@@ -40,7 +41,7 @@ def search_experiments(call: Call) -> dict[str, Any]:
     page = call.store.search_experiments(
         view_type=ViewType.from_any(call.data.get("view_type")), max_results=call.integer("max_results", 1000),
         filter_string=call.text("filter") or None, order_by=[str(o) for o in call.items("order_by")],
-        page_token=call.text("page_token") or None)
+        page_token=call.text("page_token") or None, readable=call.readable(EXPERIMENT))
     out: dict[str, Any] = {"experiments": [experiment_to_json(e) for e in page]}
     if page.token:
         out["next_page_token"] = page.token

@@ -7,6 +7,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
+from mltrail.server.auth.levels import EXPERIMENT
 from mltrail.server.idempotency import KEY_FIELD
 from mltrail.store.rest_json import key_values, logged_model_to_json, model_status_from_json
 
@@ -59,7 +60,8 @@ def search_logged_models(call: Call) -> dict[str, Any]:
     page = call.store.search_logged_models(
         experiment_ids=[str(e) for e in call.items("experiment_ids")] or None,
         filter_string=call.text("filter") or None, max_results=call.integer("max_results", 100),
-        order_by=_order_by(call.items("order_by")), page_token=call.text("page_token") or None)
+        order_by=_order_by(call.items("order_by")), page_token=call.text("page_token") or None,
+        readable=call.readable(EXPERIMENT))
     out: dict[str, Any] = {"models": [logged_model_to_json(m) for m in page]}
     if page.token:
         out["next_page_token"] = page.token

@@ -11,6 +11,7 @@ from typing import Any
 
 from mltrail.errors import InvalidParameterValue
 from mltrail.server._http import Call
+from mltrail.server.auth.levels import REGISTERED_MODEL
 from mltrail.store.rest_json import key_values
 
 
@@ -62,7 +63,8 @@ def delete_registered_model(call: Call) -> dict[str, Any]:
 
 def search_registered_models(call: Call) -> dict[str, Any]:
     page = call.store.search_registered_models(call.text("filter") or None, _max_results(call, 100), _order_by(call),
-                                               call.text("page_token") or None)
+                                               call.text("page_token") or None,
+                                               readable=call.readable(REGISTERED_MODEL))
     out: dict[str, Any] = {"registered_models": [m.to_dict() for m in page]}
     if page.token:
         out["next_page_token"] = page.token
@@ -122,7 +124,8 @@ def delete_model_version(call: Call) -> dict[str, Any]:
 
 def search_model_versions(call: Call) -> dict[str, Any]:
     page = call.store.search_model_versions(call.text("filter") or None, _max_results(call, 10_000),
-                                            _order_by(call) or None, call.text("page_token") or None)
+                                            _order_by(call) or None, call.text("page_token") or None,
+                                            readable=call.readable(REGISTERED_MODEL))
     out: dict[str, Any] = {"model_versions": [mv.to_dict() for mv in page]}
     if page.token:
         out["next_page_token"] = page.token

@@ -10,6 +10,7 @@ from typing import Any
 from mltrail.entities import LoggedModelInput, LoggedModelOutput, Metric, Param, RunStatus, RunTag, ViewType
 from mltrail.errors import InvalidParameterValue, ResourceDoesNotExist
 from mltrail.server._http import Call
+from mltrail.server.auth.levels import EXPERIMENT
 from mltrail.server.idempotency import KEY_FIELD
 from mltrail.store.base import TrackingStore
 from mltrail.store.rest_json import (
@@ -67,7 +68,7 @@ def search_runs(call: Call) -> dict[str, Any]:
         experiment_ids=[str(e) for e in call.items("experiment_ids")], filter_string=call.text("filter") or None,
         run_view_type=ViewType.from_any(call.data.get("run_view_type")),
         max_results=call.integer("max_results", 1000), order_by=[str(o) for o in call.items("order_by")],
-        page_token=call.text("page_token") or None)
+        page_token=call.text("page_token") or None, readable=call.readable(EXPERIMENT))
     out: dict[str, Any] = {"runs": [run_to_json(r) for r in page]}
     if page.token:
         out["next_page_token"] = page.token

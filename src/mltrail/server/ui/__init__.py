@@ -1,4 +1,4 @@
-"""The web UI: server-rendered pages (Jinja2), small plain JS modules and Plotly.js charts.
+"""The web UI: server-rendered pages (Jinja2), small plain JS modules, uPlot metric charts.
 
 `create_app` mounts `create_ui(ctx)` at `/`. Pages: `/` (experiments), `/experiments/<id>`
 (runs table), `/runs/<id>`, `/compare?run_ids=..`, `/models`, `/models/<model_id>`,

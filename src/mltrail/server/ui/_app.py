@@ -18,9 +18,12 @@ from starlette.routing import BaseRoute, Route
 
 from mltrail.errors import MltrailException
 from mltrail.server._http import RETRY_AFTER_S, database_unavailable, internal_error, json_response, logger
+from mltrail.server.auth import ui as auth_ui
 from mltrail.server.context import ServerContext
 from mltrail.server.ui import _api_views as api
+from mltrail.server.ui import _live as live
 from mltrail.server.ui import _pages as pages
+from mltrail.server.ui import _tensorboard as tensorboard
 from mltrail.server.ui._ui import UI, Handler
 from mltrail.store.sql.db_errors import is_transient
 
@@ -79,8 +82,12 @@ def build(ctx: ServerContext) -> Starlette:
         Route("/ui/api/metrics", _api(ui, api.metrics)),
         Route("/ui/api/artifacts", _api(ui, api.artifacts)),
         Route("/ui/api/preview", _api(ui, api.preview)),
+        Route("/ui/api/live", _api(ui, live.live)),
+        Route("/ui/api/tensorboard", _api(ui, tensorboard.scalars_endpoint)),
+        Route("/ui/api/tensorboard/dirs", _api(ui, tensorboard.dirs_endpoint)),
         Route("/ui/files/{owner}/{owner_id}/{path:path}", _api(ui, api.raw_file)),
         Route("/ui/static/{name}", static),
+        *auth_ui.routes(ui),  # login, logout, account, admin, sharing
         Route("/{rest:path}", not_found),
     ]
     app = Starlette(routes=routes)

@@ -27,8 +27,14 @@ YAML_EXTS = (".yaml", ".yml")
 YAML_NAMES = ("MLmodel",)
 TEXT_EXTS = (".txt", ".log", ".csv", ".tsv", ".md", ".py", ".cfg", ".ini", ".toml", ".html", ".htm", ".xml",
              ".sh", ".ipynb", ".rst", ".pbtxt", ".js", ".css")
+EVENT_MARK = "tfevents"  # TensorBoard's own test for an event file's name (`events.out.tfevents.*`)
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
                 "Cache-Control": "no-cache"}
+
+
+def is_event_file(path: str) -> bool:
+    """Whether a file's name is a TensorBoard event file's (previewed as charts by `_tensorboard`)."""
+    return EVENT_MARK in path.rsplit("/", 1)[-1]
 
 
 def _join(prefix: str, rel: str) -> str:
@@ -101,7 +107,10 @@ class ArtifactView:
         return f"{base}/ui/files/{self.owner}/{quote(self.owner_id)}/{quote(safe_relpath(path))}"
 
     def preview(self, path: str, base: str = "") -> dict[str, Any]:
-        """What the preview pane shows: `kind` is image, table (CSV, split JSON), json, yaml, text, binary."""
+        """What the preview pane shows: `kind` is image, tensorboard, table (CSV, split JSON), json, yaml, text, binary.
+
+        A TensorBoard event file's preview is only its kind: the pane asks `/ui/api/tensorboard` for its charts.
+        """
         rel = safe_relpath(path)
         name = rel.rsplit("/", 1)[-1]
         lower = name.lower()
@@ -109,6 +118,9 @@ class ArtifactView:
         if lower.endswith(IMAGE_EXTS):
             _, size = self.read(rel, 0)
             return out | {"kind": "image", "size": size}
+        if is_event_file(rel):
+            _, size = self.read(rel, 0)
+            return out | {"kind": "tensorboard", "size": size}
         data, size = self.read(rel, PREVIEW_LIMIT)
         truncated = size > len(data)
         out |= {"size": size, "truncated": truncated}

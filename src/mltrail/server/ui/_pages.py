@@ -10,6 +10,9 @@ from starlette.responses import Response
 
 from mltrail.entities import RegisteredModel, ViewType
 from mltrail.errors import InvalidParameterValue, MltrailException
+from mltrail.server.auth.authorize import readable_of
+from mltrail.server.auth.levels import EXPERIMENT, REGISTERED_MODEL
+from mltrail.server.auth.ui import shared_with
 from mltrail.server.context import ServerContext
 from mltrail.server.ui._artifacts import ArtifactView
 from mltrail.server.ui._format import fmt_duration
@@ -66,7 +69,7 @@ def experiments(ui: UI, request: Request) -> Response:
     q = (request.query_params.get("q") or "").strip()
     view = request.query_params.get("view") or ""
     vt = {"deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}.get(view, ViewType.ACTIVE_ONLY)
-    exps = list(ui.store.search_experiments(vt, 50000, None, None, None))
+    exps = list(ui.store.search_experiments(vt, 50000, None, None, None, readable=readable_of(request, EXPERIMENT)))
     if q:
         exps = [e for e in exps if q.lower() in e.name.lower()]
     counts = ui.store.count_runs([e.experiment_id for e in exps]) if exps else {}
@@ -115,7 +118,8 @@ def experiment_runs(ui: UI, request: Request) -> Response:
     return ui.render(request, "runs.html", exp=exp, page=page, q=q, error=error, total=total, keys=keys,
                      chosen=chosen, headers=headers, attr_headers=attr_headers, next_url=next_url,
                      next_api=next_api, paged=bool(token),
-                     columns_spec=",".join(c.spec for c in page.columns))
+                     columns_spec=",".join(c.spec for c in page.columns),
+                     sharing=shared_with(ui.ctx, request, EXPERIMENT, exp.experiment_id))
 
 
 # ---------------------------------------------------------------------- run
@@ -135,6 +139,11 @@ def _artifact_root(ctx: ServerContext, run: Any) -> tuple[ArtifactView | None, l
         return None, [], f"{type(e).__name__}: {e}"
 
 
+def _may_read(request: Request, experiment_id: str) -> bool:
+    readable = readable_of(request, EXPERIMENT)
+    return readable is None or readable.allows(experiment_id)
+
+
 def run_page(ui: UI, request: Request) -> Response:
     store = ui.store
     run = store.get_run(request.path_params["run_id"])
@@ -152,12 +161,16 @@ def run_page(ui: UI, request: Request) -> Response:
     if view is not None and any(f["path"] == "model_summary.txt" for f in root_files):
         data, _ = view.read("model_summary.txt", SUMMARY_LIMIT)
         summary = data.decode("utf-8", errors="replace")
+    if parent is not None and not _may_read(request, parent.info.experiment_id):
+        parent = None
     cards = []
     model_ids = [o.model_id for o in run.outputs.model_outputs]
     for model_id in model_ids[:MAX_MODELS_ON_RUN]:
         try:
             model = store.get_logged_model(model_id)
         except MltrailException:
+            continue
+        if not _may_read(request, model.experiment_id):  # a model logged into another team's experiment
             continue
         cards.append(model_card(ui.ctx, model, _tracking_uri(request)))
     user_tags = {k: v for k, v in sorted(tags.items()) if not k.startswith("mlflow.")}
@@ -256,14 +269,17 @@ def compare(ui: UI, request: Request) -> Response:
 # ---------------------------------------------------------------------- models
 def models(ui: UI, request: Request) -> Response:
     token = request.query_params.get("page_token") or None
-    page = ui.store.search_logged_models(None, None, 100, None, token)
-    exp_names = {e.experiment_id: e.name for e in ui.store.search_experiments(ViewType.ALL, 50000, None, None, None)}
+    experiments = readable_of(request, EXPERIMENT)
+    page = ui.store.search_logged_models(None, None, 100, None, token, readable=experiments)
+    exp_names = {e.experiment_id: e.name for e in ui.store.search_experiments(ViewType.ALL, 50000, None, None, None,
+                                                                              readable=experiments)}
     registered: list[RegisteredModel] = []
     reg_error = ""
     reg_token = None
     try:
         found = ui.store.search_registered_models(
-            max_results=100, page_token=request.query_params.get("reg_page_token") or None)
+            max_results=100, page_token=request.query_params.get("reg_page_token") or None,
+            readable=readable_of(request, REGISTERED_MODEL))
         registered, reg_token = list(found), found.token
     except MltrailException as e:  # a stale page token: the logged models still show
         reg_error = e.message
@@ -300,4 +316,5 @@ def registered_model(ui: UI, request: Request) -> Response:
     uri = f"models:/{name}@{next(iter(sorted(aliases)))}" if aliases else (
         f"models:/{name}/{versions[0].version}" if versions else f"models:/{name}/1")
     return ui.render(request, "registered_model.html", rm=rm, rows=rows, aliases=aliases,
-                     tags=dict(rm.tags), snippets=snippets(uri, tracking, [], None))
+                     tags=dict(rm.tags), snippets=snippets(uri, tracking, [], None),
+                     sharing=shared_with(ui.ctx, request, REGISTERED_MODEL, rm.name))

@@ -1,9 +1,12 @@
-"""Static files for the UI: our own JS/CSS and Plotly.js from the installed `plotly` package.
+"""Static files for the UI: our own JS/CSS, vendored libraries and Plotly.js from the `plotly` package.
 
-Every file is read once and served with a content hash in its URL (`?v=...`) and a year-long
-immutable cache header, so a browser fetches each version once. JS and CSS are also sent
-gzipped once a compressed copy exists (built on a background thread, so the first request for
-the 4.8 MB Plotly bundle is not held up by compression).
+Vendored libraries sit unmodified under `static/vendor/<package>/` (uPlot draws the metric
+charts) and are served by their file name (`uPlot.iife.min.js`) like our own files; Plotly.js (parallel coordinates only) is served from the
+installed `plotly` package. Every file is read once and served with a content hash in its URL
+(`?v=...`) and a year-long immutable cache header, so a browser fetches each version once. JS and
+CSS are also sent gzipped once a compressed copy exists (built on a background thread, so the
+first request for the 4.8 MB Plotly bundle is not held up by compression; files under 256 KB are
+compressed when first read, so uPlot goes out gzipped from the first, cold request).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -22,6 +26,9 @@ STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon"}
 _IMMUTABLE = "public, max-age=31536000, immutable"
+VENDOR_DIR = os.path.join(STATIC_DIR, "vendor")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a plain file name: no directory, no `..` prefix
+_EAGER_GZIP_MAX = 256 * 1024  # compress at first read below this size (milliseconds); above, in the background
 
 
 def plotly_js_path() -> str | None:
@@ -31,6 +38,17 @@ def plotly_js_path() -> str | None:
         return None
     path = os.path.join(list(spec.submodule_search_locations)[0], "package_data", "plotly.min.js")
     return path if os.path.isfile(path) else None
+
+
+def vendored_path(name: str) -> str | None:
+    """The file `name` of a vendored library (`static/vendor/<package>/<name>`), None when there is none."""
+    if not os.path.isdir(VENDOR_DIR):
+        return None
+    for package in sorted(os.listdir(VENDOR_DIR)):
+        path = os.path.join(VENDOR_DIR, package, name)
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 @dataclass
@@ -43,6 +61,10 @@ class _File:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _compressible(f: _File) -> bool:
+    return f.media_type.startswith("text/") and len(f.data) > 1024
+
+
 class StaticFiles:
     """The UI's static files by name (`plotly.min.js` maps to the plotly package's copy)."""
 
@@ -53,10 +75,12 @@ class StaticFiles:
     def _path(self, name: str) -> str | None:
         if name == "plotly.min.js":
             return plotly_js_path()
-        if "/" in name or "\\" in name or name.startswith("."):
+        if not _NAME.fullmatch(name):
             return None
         path = os.path.join(STATIC_DIR, name)
-        return path if os.path.isfile(path) else None
+        if os.path.isfile(path):
+            return path
+        return vendored_path(name)
 
     def _get(self, name: str) -> _File | None:
         if name in self._files:
@@ -71,6 +95,8 @@ class StaticFiles:
                     ext = os.path.splitext(name)[1]
                     f = _File(data, _TYPES.get(ext, "application/octet-stream"),
                               hashlib.sha256(data).hexdigest()[:12])
+                    if _compressible(f) and len(data) <= _EAGER_GZIP_MAX:
+                        f.gz, f.gz_started = gzip.compress(data, compresslevel=6), True
                 self._files[name] = f
         return self._files[name]
 
@@ -96,8 +122,7 @@ class StaticFiles:
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         body = f.data
-        compressible = f.media_type.startswith("text/") and len(f.data) > 1024
-        if compressible and "gzip" in request.headers.get("accept-encoding", ""):
+        if _compressible(f) and "gzip" in request.headers.get("accept-encoding", ""):
             if f.gz is not None:
                 body = f.gz
                 headers["Content-Encoding"] = "gzip"

@@ -1,8 +1,8 @@
 """What every UI handler shares: the `UI` object (server context, Jinja2 templates, static files).
 
 Pages are Jinja2 templates with autoescaping on everything, and a Content-Security-Policy that
-only allows this server's own scripts: stored names, tags or MLmodel contents can never run as
-script.
+only allows this server's own scripts, and eval only where Plotly.js may load (the compare page):
+stored names, tags or MLmodel contents can never run as script.
 """
 
 from __future__ import annotations
@@ -23,13 +23,19 @@ from mltrail.store.sql.store import SqlTrackingStore
 from mltrail.version import __version__
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
-# Plotly's WebGL traces compile their shader code with `new Function`, hence 'unsafe-eval';
-# no inline script runs (page data travels as JSON in <script type="application/json">).
-CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+# No inline script runs (page data travels as JSON in <script type="application/json">), and no
+# eval: uPlot, which draws the metric charts, needs none.
+_CSP = ("default-src 'self'; script-src 'self'{eval}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'")
+CSP = _CSP.format(eval="")
+# Plotly's WebGL traces (parallel coordinates) compile their code with `new Function`: 'unsafe-eval'
+# only on the pages that may load Plotly.js.
+PLOTLY_CSP = _CSP.format(eval=" 'unsafe-eval'")
+PLOTLY_TEMPLATES = frozenset({"compare.html"})
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
+PLOTLY_PAGE_HEADERS = PAGE_HEADERS | {"Content-Security-Policy": PLOTLY_CSP}
 
 Handler = Callable[["UI", Request], Response]
 
@@ -68,7 +74,8 @@ class UI:
 
         html = self.env.get_template(template).render(base=base, static=static, has_static=self.static.available,
                                                       url=url, request=request, **context)
-        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+        headers = PLOTLY_PAGE_HEADERS if template in PLOTLY_TEMPLATES else PAGE_HEADERS
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     def error_page(self, request: Request, status: int, message: str) -> Response:
         return self.render(request, "error.html", status=status, status_code=status, message=message)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, exists, func, not_, select
 from mltrail.entities import ModelVersion, PagedList, RegisteredModel
 from mltrail.errors import InvalidParameterValue
 from mltrail.store._paging import check_max_results, decode_token, encode_token
+from mltrail.store.readable import Readable
 from mltrail.store.registry_base import (
     SEARCH_MODEL_VERSIONS_DEFAULT,
     SEARCH_MODEL_VERSIONS_MAX,
@@ -24,6 +25,7 @@ from mltrail.store.registry_base import (
 )
 from mltrail.store.sql import registry_schema as r
 from mltrail.store.sql.comparisons import sql_compare, sql_number
+from mltrail.store.sql.readable_sql import readable_condition
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
@@ -119,7 +121,9 @@ class RegistrySearchMixin:
     def search_registered_models(self, filter_string: str | None = None,
                                  max_results: int = SEARCH_REGISTERED_MODELS_DEFAULT,
                                  order_by: Sequence[str] | None = None,
-                                 page_token: str | None = None) -> PagedList[RegisteredModel]:
+                                 page_token: str | None = None,
+                                 readable: Readable | None = None) -> PagedList[RegisteredModel]:
+        """Registered models; with `readable`, only those whose names it allows (before paging)."""
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="registered_model")
@@ -146,15 +150,19 @@ class RegistrySearchMixin:
         clauses = _order_clauses(order, columns, "registered models")
         if "name" not in {k.key for k in order}:
             clauses.append(rm.c.name.asc())
-        query = select(rm).where(and_(*cond)).order_by(*clauses).limit(max_results + 1).offset(offset)
         with self._read() as conn:
+            if readable is not None:
+                cond.append(readable_condition(conn, readable, rm.c.name))
+            query = select(rm).where(and_(*cond)).order_by(*clauses).limit(max_results + 1).offset(offset)
             rows, token = _page(list(conn.execute(query).all()), offset, max_results)
             return PagedList(self._load_registered_models(conn, rows), token)
 
     def search_model_versions(self, filter_string: str | None = None,
                               max_results: int = SEARCH_MODEL_VERSIONS_DEFAULT,
                               order_by: Sequence[str] | None = None,
-                              page_token: str | None = None) -> PagedList[ModelVersion]:
+                              page_token: str | None = None,
+                              readable: Readable | None = None) -> PagedList[ModelVersion]:
+        """Model versions; with `readable`, only of registered models whose names it allows (before paging)."""
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="model_version")
@@ -193,9 +201,11 @@ class RegistrySearchMixin:
             clauses.append(rm.c.name.asc())
         if "version" not in keys:
             clauses.append(mv.c.version.desc())
-        query = (select(mv).join(rm, rm.c.id == mv.c.rm_id).where(and_(*cond)).order_by(*clauses)
-                 .limit(max_results + 1).offset(offset))
         with self._read() as conn:
+            if readable is not None:
+                cond.append(readable_condition(conn, readable, rm.c.name))
+            query = (select(mv).join(rm, rm.c.id == mv.c.rm_id).where(and_(*cond)).order_by(*clauses)
+                     .limit(max_results + 1).offset(offset))
             rows, token = _page(list(conn.execute(query).all()), offset, max_results)
             rm_ids = sorted({row.rm_id for row in rows})
             names = {i: n for i, n in conn.execute(select(rm.c.id, rm.c.name).where(rm.c.id.in_(rm_ids)))} \

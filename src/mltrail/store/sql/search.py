@@ -16,9 +16,11 @@ from sqlalchemy import Connection, and_, case, exists, false, func, select, true
 from mltrail.entities import Experiment, LifecycleStage, PagedList, Run, ViewType
 from mltrail.errors import InvalidParameterValue
 from mltrail.store._paging import check_max_results, decode_token, encode_token
+from mltrail.store.readable import Readable
 from mltrail.store.sql import schema as t
 from mltrail.store.sql.comparisons import compare, sort_key, sql_compare, sql_number
 from mltrail.store.sql.fields import parse_experiment_id
+from mltrail.store.sql.readable_sql import readable_condition
 
 _RUN_ATTRIBUTES = {
     "run_id": "run_uuid", "run_name": "name", "status": "status", "start_time": "start_time",
@@ -125,7 +127,10 @@ class SearchMixin:
 
     def search_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                     run_view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
-                    order_by: Sequence[str] | None = None, page_token: str | None = None) -> PagedList[Run]:
+                    order_by: Sequence[str] | None = None, page_token: str | None = None,
+                    readable: Readable | None = None) -> PagedList[Run]:
+        """Runs of these experiments; with `readable`, only of the experiments it allows (a shared
+        server's caller), left out before paging."""
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="run")
@@ -134,6 +139,8 @@ class SearchMixin:
         offset = decode_token(page_token)
         runs = t.runs
         ids = [parse_experiment_id(e) for e in experiment_ids]
+        if readable is not None:
+            ids = [i for i in ids if readable.allows(str(i))]
         conds = [lifecycle_condition(runs.c.lifecycle_stage, run_view_type)]
         conds += [_condition(c) for c in comparisons]
         where = and_(runs.c.experiment_id.in_(ids), *conds)
@@ -196,7 +203,8 @@ class SearchMixin:
 
     def search_experiments(self, view_type: int = ViewType.ACTIVE_ONLY, max_results: int = 1000,
                            filter_string: str | None = None, order_by: Sequence[str] | None = None,
-                           page_token: str | None = None) -> PagedList[Experiment]:
+                           page_token: str | None = None, readable: Readable | None = None) -> PagedList[Experiment]:
+        """Experiments matching the filter; with `readable`, only those it allows (before paging)."""
         from mltrail.store.search_grammar import parse_filter, parse_order_by
 
         comparisons = parse_filter(filter_string, entity="experiment")
@@ -204,8 +212,10 @@ class SearchMixin:
         max_results = check_max_results(max_results, limit=50000)
         offset = decode_token(page_token)
         with self._read() as conn:
-            exps = self._experiment_rows(  # type: ignore[attr-defined]
-                conn, lifecycle_condition(t.experiments.c.lifecycle_stage, view_type))
+            where = lifecycle_condition(t.experiments.c.lifecycle_stage, view_type)
+            if readable is not None:
+                where = and_(where, readable_condition(conn, readable, t.experiments.c.experiment_id, numeric=True))
+            exps = self._experiment_rows(conn, where)  # type: ignore[attr-defined]
 
         def value(e: Any, kind: str, key: str) -> Any:
             if kind == "tag":

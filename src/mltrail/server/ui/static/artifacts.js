@@ -1,4 +1,5 @@
-// The artifact browser: a lazily expanded tree and a preview pane (text and tables via textContent, images via <img>).
+// The artifact browser: a lazily expanded tree and a preview pane (text and tables via textContent, images via <img>,
+// TensorBoard event files, or a directory holding them, as charts drawn by tensorboard.js).
 (function () {
   "use strict";
   var el = window.mltrail.el;
@@ -29,6 +30,30 @@
     return li;
   }
 
+  function isEventFile(name) { return name.indexOf("tfevents") >= 0; }
+
+  // A directory holding TensorBoard event files gets a button that previews them all as charts.
+  function chartsButton(li, path) {
+    if (!window.mltrailTensorBoard || li.querySelector(":scope > button.tb-open")) return;
+    var b = el("button", {type: "button", class: "tb-open small", "data-path": path, title: "Preview the event files as charts"},
+      "TensorBoard charts");
+    li.insertBefore(b, li.querySelector(":scope > ul"));
+  }
+
+  function showTensorBoard(box, path, a) {
+    var pane = box.querySelector(".preview");
+    box.querySelectorAll(".tree a.selected").forEach(function (x) { x.classList.remove("selected"); });
+    if (a) a.classList.add("selected");
+    pane.dataset.ticket = String(Number(pane.dataset.ticket || 0) + 1);  // a slower file preview must not replace this
+    pane.textContent = "";
+    pane.appendChild(el("div", {class: "preview-head"}, el("strong", {class: "preview-name"}, path || "(artifact root)"),
+      el("span", {class: "muted"}, "TensorBoard scalars")));
+    var charts = el("div", {class: "tb-preview"});
+    pane.appendChild(charts);
+    var query = apiQuery(box, "").replace(/&path=$/, "");
+    window.mltrailTensorBoard.render(charts, window.mltrailTensorBoard.url(query, path));
+  }
+
   function toggleDir(box, li, a) {
     if (li.classList.contains("open")) {
       li.classList.remove("open");
@@ -45,6 +70,7 @@
       ul.textContent = "";
       if (!r.files.length) ul.appendChild(el("li", {class: "muted"}, "(empty)"));
       r.files.forEach(function (f) { ul.appendChild(entry(box, f)); });
+      if (r.files.some(function (f) { return !f.is_dir && isEventFile(f.name); })) chartsButton(li, a.getAttribute("data-path"));
     }).catch(function (e) { ul.textContent = ""; ul.appendChild(el("li", {class: "error"}, e.message)); });
   }
 
@@ -95,6 +121,11 @@
       pane.appendChild(head);
       if (p.kind === "image") {
         pane.appendChild(el("img", {src: p.url, alt: p.name, class: "preview-image"}));
+      } else if (p.kind === "tensorboard" && window.mltrailTensorBoard) {
+        var charts = el("div", {class: "tb-preview"});
+        pane.appendChild(charts);
+        var query = apiQuery(box, "").replace(/&path=$/, "");
+        window.mltrailTensorBoard.render(charts, window.mltrailTensorBoard.url(query, p.path));
       } else if (p.kind === "table") {
         pane.appendChild(table(p.table));
       } else if (p.kind === "binary") {
@@ -109,8 +140,28 @@
     });
   }
 
+  // The run's log directories, found by tensorboard.js: their entries in the tree get the button too.
+  document.addEventListener("mltrail:tensorboard-dirs", function (ev) {
+    ev.detail.dirs.forEach(function (d) {
+      if (!d.path) return;
+      document.querySelectorAll(".artifacts .tree a[data-dir='1']").forEach(function (a) {
+        if (a.getAttribute("data-path") === d.path) chartsButton(a.parentNode, d.path);
+      });
+    });
+  });
+
   document.querySelectorAll(".artifacts").forEach(function (box) {
+    // the root listing came with the page: a root holding event files gets its button on the tree itself
+    var rootFiles = box.querySelectorAll(".tree > ul > li.file > a[data-path]");
+    if (Array.prototype.some.call(rootFiles, function (x) { return isEventFile(x.textContent); })) {
+      var tree = box.querySelector(".tree");
+      if (window.mltrailTensorBoard) {
+        tree.insertBefore(el("button", {type: "button", class: "tb-open small", "data-path": ""}, "TensorBoard charts"), tree.firstChild);
+      }
+    }
     box.querySelector(".tree").addEventListener("click", function (ev) {
+      var tb = ev.target.closest("button.tb-open");
+      if (tb) { showTensorBoard(box, tb.getAttribute("data-path"), tb.parentNode.querySelector(":scope > a")); return; }
       var a = ev.target.closest("a[data-path]");
       if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
       ev.preventDefault();

@@ -1,28 +1,26 @@
-// Metric charts: one Plotly chart per metric key, a series per run, data downsampled by the server.
-// The first chart's data is requested at once (the page preloads it) while Plotly itself loads;
-// other charts load when scrolled into view. Dragging a range fetches finer data for it.
+// Metric charts: one uPlot chart per metric key, a series per run (and per line: train/validation),
+// data downsampled by the server. uPlot (vendor/uplot, 50 KB) draws 100 series of 1,000 points in
+// milliseconds; Plotly.js (4.8 MB) is loaded only for the compare page's parallel coordinates, when
+// that view comes into sight. The first chart's data is requested at once (the page preloads it);
+// other charts load when scrolled near. Dragging a range fetches finer data for it; a double click
+// goes back to the whole series.
+//
+// For live updates (and tests): window.mltrailCharts = {state, charts, renderedAt, extend(updates),
+// lastStep(run_id, key), addChart({key, label, urls})}.
 (function () {
   "use strict";
   var dataEl = document.getElementById("chart-data");
   if (!dataEl) return;
   var cfg = JSON.parse(dataEl.textContent);
   var getJSON = window.mltrail.getJSON;
+  var el = window.mltrail.el;
   var runs = {};
   cfg.runs.forEach(function (r) { runs[r.id] = r; });
   var state = {x: "step", smoothing: 0, logY: false};
-  var MAX_GL_CHARTS = 8;  // browsers keep ~16 WebGL contexts per page; each WebGL chart takes one
-  // SVG draws a default chart (at most 40,000 points) about twice as fast as WebGL, whose context
-  // and shaders cost more than they save at that size: WebGL only for charts larger than that
-  var GL_MIN_POINTS = 50000;
-  var glCharts = 0;
   var renderedAt = {};  // chart index -> performance.now() of its first drawing (for benchmarks)
-  var hasGL = (function () {
-    try { var c = document.createElement("canvas"); return !!(c.getContext("webgl") || c.getContext("experimental-webgl")); }
-    catch (e) { return false; }
-  })();
-
-  // Plotly renders names with its own tags (<b>, <br>, ...): escape user text so it shows as typed.
-  function esc(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+  var PLOT_HEIGHT = 280;
+  var RAW_MAX_SERIES = 10;  // with smoothing, the raw lines are drawn faintly behind, for up to this many
+  var LINE_COLORS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];  // validation lines, after the run's colour
 
   function merge(responses) {
     var out = [];
@@ -30,19 +28,22 @@
     return out;
   }
 
-  var charts = (cfg.charts || []).map(function (c, i) {
+  function makeChart(spec, i, div) {
     // a run page's chart may hold validation metrics too: one line (own requests) per metric key
-    var lines = [{key: c.key, label: c.label || null, urls: c.urls}].concat(c.extra || []);
-    return {key: c.key, urls: c.urls, lines: lines, index: i, div: document.querySelector('.plot[data-index="' + i + '"]'),
-            full: null, zoomed: null, drawn: false, gl: false, seq: 0, zoomTicket: 0};
+    var lines = [{key: spec.key, label: spec.label || null, urls: spec.urls}].concat(spec.extra || []);
+    return {key: spec.key, urls: spec.urls, lines: lines, index: i, div: div, full: null, series: null,
+            zoomed: null, zoomRange: null, plot: null, seq: 0, zoomTicket: 0, pending: []};
+  }
+
+  var charts = (cfg.charts || []).map(function (c, i) {
+    return makeChart(c, i, document.querySelector('.plot[data-index="' + i + '"]'));
   });
 
-  var LINE_COLORS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];  // validation lines, after the run's colour
-  // every line's series, each tagged with its line (label and colour), in line order
+  // every line's series, each tagged with its line (label and index), in line order
   function fetchLines(chart, urlsOf) {
     return Promise.all(chart.lines.map(function (line, li) {
       return Promise.all(urlsOf(line).map(getJSON)).then(merge).then(function (series) {
-        series.forEach(function (s) { s.label = line.label; s.line = li; });
+        series.forEach(function (s) { s.label = line.label; s.line = li; s.key = line.key; });
         return series;
       });
     })).then(function (all) { return [].concat.apply([], all); });
@@ -51,19 +52,23 @@
   function fetchFull(chart) {
     if (!chart.full) chart.full = fetchLines(chart, function (line) { return line.urls; }).then(function (series) {
       performance.mark("mltrail:data:" + chart.index);
+      chart.series = series;
+      var queued = chart.pending;
+      chart.pending = [];
+      queued.forEach(function (u) { appendTo(chart, u); });  // live points that came while this was in flight
       return series;
     });
     return chart.full;
   }
-  if (charts.length) fetchFull(charts[0]);  // the request the page preloaded: start it before Plotly parses
+  if (charts.length) fetchFull(charts[0]);  // the request the page preloaded: start it before uPlot parses
 
-  // Plotly is a deferred script after this one: it has run by DOMContentLoaded
-  var plotlyReady = new Promise(function (resolve) {
-    if (window.Plotly || document.readyState === "complete") { resolve(); return; }
+  // uPlot is a deferred script after this one: it has run by DOMContentLoaded
+  var libReady = new Promise(function (resolve) {
+    if (window.uPlot || document.readyState !== "loading") { resolve(); return; }
     document.addEventListener("DOMContentLoaded", resolve);
-    window.addEventListener("load", resolve);
-  }).then(function () { performance.mark("mltrail:plotly-ready"); });
+  }).then(function () { performance.mark("mltrail:lib-ready"); });
 
+  // exponential moving average with TensorBoard's debiasing; gaps (null) stay gaps
   function smooth(values, w) {
     if (!w) return values;
     var out = new Array(values.length), last = 0, n = 0;
@@ -84,78 +89,137 @@
     return s.timestamps.map(function (t) { return (t - t0) / 1000; });
   }
 
-  function traces(chart, series) {
-    var points = 0;
-    series.forEach(function (s) { points += s.steps.length; });
-    var type = chart.gl ? "scattergl" : "scatter";
-    var out = [];
-    series.forEach(function (s) {
-      var run = runs[s.run_id] || {name: s.run_id, color: "#444"};
-      var x = xs(s);
-      var name = esc(s.label || run.name);
-      var color = s.line ? LINE_COLORS[(s.line - 1) % LINE_COLORS.length] : run.color;
-      if (state.smoothing > 0 && series.length <= 10) {  // the raw series, faint, behind the smoothed one
-        out.push({type: type, mode: "lines", x: x, y: s.values, name: name, showlegend: false, hoverinfo: "skip",
-                  line: {color: color, width: 1}, opacity: 0.25, meta: {run_id: s.run_id, raw: true}});
-      }
-      out.push({type: type, mode: s.steps.length === 1 ? "markers" : "lines", x: x,
-                y: smooth(s.values, state.smoothing), name: name, line: {color: color, width: 1.5},
-                marker: {color: color}, meta: {run_id: s.run_id, key: chart.lines[s.line || 0].key},
-                hovertemplate: "%{fullData.name}<br>%{x}: %{y:.6g}<extra></extra>"});
+  // uPlot draws series over one shared x array: the union of every series' x values, each series
+  // holding `undefined` where it has no point (uPlot joins its line across those and the cursor
+  // finds the series' nearest point there), `null` where the logged value is not finite (a gap).
+  function align(columns) {
+    var all = [];
+    columns.forEach(function (c) { for (var i = 0; i < c.x.length; i++) all.push(c.x[i]); });
+    all.sort(function (a, b) { return a - b; });
+    var x = [], at = new Map();
+    for (var i = 0; i < all.length; i++) {
+      if (i === 0 || all[i] !== all[i - 1]) { at.set(all[i], x.length); x.push(all[i]); }
+    }
+    var data = [x];
+    columns.forEach(function (c) {
+      var y = new Array(x.length);
+      for (var j = 0; j < c.x.length; j++) y[at.get(c.x[j])] = c.y[j];
+      data.push(y);
     });
-    return out;
+    return data;
   }
 
-  function layout(chart, nSeries) {
-    var xTitle = {step: "step", relative: "relative time (s)", wall: "wall time"}[state.x];
-    var legend = nSeries > 1 && nSeries <= 10;
-    return {margin: {l: 56, r: 12, t: legend ? 28 : 8, b: 40}, showlegend: legend,
-            legend: {orientation: "h", x: 0, y: 1.02, yanchor: "bottom"}, hovermode: "closest",
-            uirevision: chart.key + "|" + state.x,
-            xaxis: {title: {text: xTitle}, type: state.x === "wall" ? "date" : "linear", zeroline: false},
-            yaxis: {type: state.logY ? "log" : "linear", zeroline: false, exponentformat: "e"}};
+  function lineColor(s) {
+    var run = runs[s.run_id] || {color: "#444"};
+    return s.line ? LINE_COLORS[(s.line - 1) % LINE_COLORS.length] : run.color;
+  }
+
+  function faint(color) {
+    return color.charAt(0) === "#" && color.length === 7 ? color + "40" : color;
+  }
+
+  // the columns and uPlot series options of what a chart shows now (raw lines first, faint, without legend)
+  function build(chart, series) {
+    var columns = [], opts = [], named = 0;
+    var withRaw = state.smoothing > 0 && series.length <= RAW_MAX_SERIES;
+    function push(s, y, raw) {
+      if (state.logY) y = y.map(function (v) { return v !== null && v > 0 ? v : null; });
+      var color = lineColor(s);
+      var run = runs[s.run_id] || {name: s.run_id};
+      columns.push({x: xs(s), y: y});
+      opts.push({label: (s.label || run.name) + (raw ? " (raw)" : ""), stroke: raw ? faint(color) : color,
+                 width: raw ? 1 : 1.5, raw: raw, run_id: s.run_id, key: s.key, spanGaps: false,
+                 points: {show: s.steps.length === 1}});
+      if (!raw) named++;
+    }
+    if (withRaw) series.forEach(function (s) { push(s, s.values, true); });
+    series.forEach(function (s) { push(s, smooth(s.values, state.smoothing), false); });
+    return {data: align(columns), series: opts, named: named};
+  }
+
+  function fmtValue(u, v) { return v === null || v === undefined ? "—" : (+v).toPrecision(6).replace(/\.?0+(e|$)/, "$1"); }
+
+  function xAxisLabel() {
+    return {step: "step", relative: "relative time (s)", wall: "wall time"}[state.x];
+  }
+
+  function plotSize(chart) {
+    return {width: Math.max(200, chart.div.clientWidth || chart.div.parentNode.clientWidth || 500), height: PLOT_HEIGHT};
+  }
+
+  function options(chart, built) {
+    var series = [{label: xAxisLabel(), value: state.x === "wall" ? "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" : null}];
+    built.series.forEach(function (s) {
+      series.push({label: s.label, stroke: s.stroke, width: s.width, spanGaps: s.spanGaps, points: s.points,
+                   value: fmtValue, class: s.raw ? "raw" : null});
+    });
+    var size = plotSize(chart);
+    return {
+      width: size.width, height: size.height, ms: 1, series: series,
+      scales: {x: {time: state.x === "wall"}, y: {distr: state.logY ? 3 : 1}},
+      axes: [{label: xAxisLabel(), size: 40, labelSize: 16}, {size: 64}],
+      legend: {live: true},
+      cursor: {drag: {x: true, y: false, setScale: false}, focus: {prox: 16}},
+      focus: {alpha: 0.3},
+      hooks: {setSelect: [function (u) { onSelect(chart, u); }]}
+    };
   }
 
   function message(div, text) {
     div.textContent = "";
-    div.appendChild(window.mltrail.el("div", {class: "plot-message"}, text));
+    div.appendChild(el("div", {class: "plot-message"}, text));
   }
 
-  function draw(chart, series) {
-    if (!window.Plotly) { message(chart.div, "Plotly.js is not available: install the plotly Python package."); return; }
-    if (!chart.drawn) {
-      var points = 0;
-      series.forEach(function (s) { points += s.steps.length; });
-      chart.gl = hasGL && points > GL_MIN_POINTS && glCharts < MAX_GL_CHARTS;
-      if (chart.gl) glCharts++;
-      chart.div.textContent = "";
-    }
-    var data = traces(chart, series);
-    Plotly.react(chart.div, data, layout(chart, series.length),
-                 {responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"]});
-    if (!chart.drawn) {
-      chart.drawn = true;
-      chart.div.on("plotly_relayout", function (ev) { onZoom(chart, ev); });
-    }
+  function announce(chart, named) {
     if (!renderedAt[chart.index]) renderedAt[chart.index] = performance.now();
+    chart.div.setAttribute("data-series", String(named));
     chart.div.setAttribute("data-rendered", String(++chart.seq));
     chart.div.dispatchEvent(new CustomEvent("mltrail:rendered", {bubbles: true}));
   }
 
+  // A full (re)build: new uPlot instance when the series or the options change (x mode, log scale,
+  // smoothing adds raw lines); setData alone when only the points changed.
+  function draw(chart, series) {
+    if (!window.uPlot) { message(chart.div, "The chart library (uPlot) did not load."); return; }
+    var built = build(chart, series);
+    var shape = built.series.map(function (s) { return s.label + "|" + s.stroke; }).join(",") +
+                "|" + state.x + "|" + state.logY;
+    if (chart.plot && chart.shape === shape) {
+      chart.plot.setData(built.data, !chart.zoomRange);
+    } else {
+      if (chart.plot) chart.plot.destroy();
+      chart.div.textContent = "";
+      chart.plot = new window.uPlot(options(chart, built), built.data, chart.div);
+      chart.shape = shape;
+      watchSize(chart);
+      chart.plot.over.addEventListener("dblclick", function () { resetZoom(chart); });
+    }
+    if (chart.zoomRange) chart.plot.setScale("x", {min: chart.zoomRange[0], max: chart.zoomRange[1]});
+    announce(chart, built.named);
+  }
+
+  function watchSize(chart) {
+    if (chart.resizer || !("ResizeObserver" in window)) return;
+    var last = chart.div.clientWidth;
+    chart.resizer = new ResizeObserver(function () {
+      var w = chart.div.clientWidth;
+      if (!chart.plot || !w || w === last) return;
+      last = w;
+      chart.plot.setSize(plotSize(chart));
+    });
+    chart.resizer.observe(chart.div);
+  }
+
   function render(chart) {
-    return Promise.all([fetchFull(chart), plotlyReady]).then(function (r) {
-      draw(chart, chart.zoomed || r[0]);
+    return Promise.all([fetchFull(chart), libReady]).then(function () {
+      draw(chart, chart.zoomed || chart.series);
     }).catch(function (e) { message(chart.div, "Could not load " + chart.key + ": " + e.message); });
   }
 
   // ---- zoom: fetch the chosen range again at full resolution for the chart's width
-  function stepRange(chart, series, lo, hi) {
+  function stepRange(series, lo, hi) {
     if (state.x === "step") return [Math.floor(lo), Math.ceil(hi)];
     var a = Infinity, b = -Infinity;
-    if (state.x === "wall") {
-      lo = typeof lo === "number" ? lo : Date.parse(String(lo).replace(" ", "T") + "Z");
-      hi = typeof hi === "number" ? hi : Date.parse(String(hi).replace(" ", "T") + "Z");
-    }
     series.forEach(function (s) {
       var x = xs(s);
       for (var i = 0; i < x.length; i++) {
@@ -165,44 +229,51 @@
     return isFinite(a) && isFinite(b) ? [a, b] : null;
   }
 
-  var zoomTimers = {};
-  function onZoom(chart, ev) {
-    if (ev["xaxis.autorange"] || ev.autosize) {
-      if (chart.zoomed) { chart.zoomed = null; fetchFull(chart).then(function (s) { draw(chart, s); }); }
-      return;
+  function onSelect(chart, u) {
+    if (u.select.width < 4) return;  // a click, not a drag
+    var lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
+    u.setSelect({left: 0, top: 0, width: 0, height: 0}, false);
+    zoom(chart, lo, hi);
+  }
+
+  function zoom(chart, lo, hi) {
+    chart.zoomRange = [lo, hi];
+    chart.plot.setScale("x", {min: lo, max: hi});  // at once, with the points at hand
+    var range = stepRange(chart.series, lo, hi);
+    if (!range) return Promise.resolve();
+    var ticket = ++chart.zoomTicket;
+    function ranged(line) {
+      return line.urls.map(function (u) {
+        var url = new URL(u, location.href);
+        url.searchParams.set("min_step", range[0]);
+        url.searchParams.set("max_step", range[1]);
+        return url.pathname + url.search;
+      });
     }
-    var lo = ev["xaxis.range[0]"], hi = ev["xaxis.range[1]"];
-    if (lo === undefined && ev["xaxis.range"]) { lo = ev["xaxis.range"][0]; hi = ev["xaxis.range"][1]; }
-    if (lo === undefined || hi === undefined) return;
-    clearTimeout(zoomTimers[chart.index]);
-    zoomTimers[chart.index] = setTimeout(function () {
-      fetchFull(chart).then(function (full) {
-        var range = stepRange(chart, full, lo, hi);
-        if (!range) return;
-        var ticket = ++chart.zoomTicket;
-        function ranged(line) {
-          return line.urls.map(function (u) {
-            var url = new URL(u, location.href);
-            url.searchParams.set("min_step", range[0]);
-            url.searchParams.set("max_step", range[1]);
-            return url.pathname + url.search;
-          });
-        }
-        return fetchLines(chart, ranged).then(function (series) {
-          if (ticket !== chart.zoomTicket) return;  // a newer zoom won
-          chart.zoomed = series;
-          draw(chart, series);
-        });
-      }).catch(function () { /* keep the coarse data */ });
-    }, 150);
+    return fetchLines(chart, ranged).then(function (series) {
+      if (ticket !== chart.zoomTicket || !chart.zoomRange) return;  // a newer zoom or a reset won
+      chart.zoomed = series;
+      draw(chart, series);
+    }).catch(function () { /* keep the coarse data */ });
+  }
+
+  function resetZoom(chart) {
+    chart.zoomTicket++;
+    chart.zoomRange = null;
+    chart.zoomed = null;
+    if (chart.series) draw(chart, chart.series);
   }
 
   // ---- controls
   function redrawAll() {
-    charts.forEach(function (c) { if (c.drawn) render(c); });
+    charts.forEach(function (c) { if (c.plot) draw(c, c.zoomed || c.series); });
   }
   var xSel = document.getElementById("x-axis");
-  if (xSel) xSel.addEventListener("change", function () { state.x = xSel.value; charts.forEach(function (c) { c.zoomed = null; }); redrawAll(); });
+  if (xSel) xSel.addEventListener("change", function () {
+    state.x = xSel.value;
+    charts.forEach(function (c) { c.zoomed = null; c.zoomRange = null; });
+    redrawAll();
+  });
   var sm = document.getElementById("smoothing"), smOut = document.getElementById("smoothing-value");
   if (sm) sm.addEventListener("input", function () {
     state.smoothing = parseFloat(sm.value) || 0;
@@ -215,28 +286,119 @@
 
   // ---- draw charts as they come into view
   var render0 = null;
-  if ("IntersectionObserver" in window) {
-    var io = new IntersectionObserver(function (entries) {
-      entries.forEach(function (e) {
-        if (!e.isIntersecting) return;
-        io.unobserve(e.target);
-        render(charts[+e.target.getAttribute("data-index")]);
-      });
-    }, {rootMargin: "300px"});
-    charts.forEach(function (c, i) {
-      if (i === 0) render0 = render(c);  // its data is on the way already: draw it wherever it is
-      else if (c.div) io.observe(c.div);
+  var io = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      io.unobserve(e.target);
+      render(charts[+e.target.getAttribute("data-index")]);
     });
-  } else {
-    charts.forEach(render);
-    render0 = Promise.resolve();
+  }, {rootMargin: "300px"}) : null;
+  function watch(chart) {
+    if (io && chart.div) io.observe(chart.div);
+    else render(chart);
+  }
+  charts.forEach(function (c, i) {
+    if (i === 0) render0 = render(c);  // its data is on the way already: draw it wherever it is
+    else watch(c);
+  });
+
+  // ---- live updates (the run and compare pages' pollers call these)
+  function lineOf(chart, key) {
+    for (var i = 0; i < chart.lines.length; i++) if (chart.lines[i].key === key) return i;
+    return -1;
   }
 
-  // ---- parallel coordinates (compare page)
+  // new points of one (run, key) appended to a chart's series; false when the chart does not draw it
+  function appendTo(chart, u) {
+    var li = lineOf(chart, u.key);
+    if (li < 0 || !runs[u.run_id]) return false;
+    if (!chart.series) {  // not loaded: a fetch in flight gets these afterwards, none yet fetches them all
+      if (chart.full) chart.pending.push(u);
+      return false;
+    }
+    var s = null;
+    chart.series.forEach(function (c) { if (c.run_id === u.run_id && c.line === li) s = c; });
+    if (!s) {
+      s = {run_id: u.run_id, steps: [], timestamps: [], values: [], label: chart.lines[li].label, line: li, key: u.key};
+      chart.series.push(s);
+    }
+    var last = s.steps.length ? s.steps[s.steps.length - 1] : -Infinity, added = false;
+    for (var i = 0; i < u.steps.length; i++) {
+      if (u.steps[i] <= last) continue;  // already drawn (a poll may overlap the page's own fetch)
+      s.steps.push(u.steps[i]);
+      s.timestamps.push(u.timestamps[i]);
+      s.values.push(u.values[i] === null || u.values[i] === undefined ? null : +u.values[i]);
+      last = u.steps[i];
+      added = true;
+    }
+    return added;
+  }
+
+  var redrawQueued = {};
+  function extend(updates) {
+    (updates || []).forEach(function (u) {
+      charts.forEach(function (chart) {
+        if (appendTo(chart, u) && chart.plot && !redrawQueued[chart.index]) {
+          redrawQueued[chart.index] = true;  // one redraw per chart per frame, however many updates came
+          requestAnimationFrame(function () {
+            redrawQueued[chart.index] = false;
+            if (!chart.zoomed) draw(chart, chart.series);  // a zoomed view keeps its range until reset
+          });
+        }
+      });
+    });
+  }
+
+  function lastStep(runId, key) {
+    var best = -1;
+    charts.forEach(function (chart) {
+      var li = lineOf(chart, key);
+      if (li < 0 || !chart.series) return;
+      chart.series.forEach(function (s) {
+        if (s.run_id === runId && s.line === li && s.steps.length) best = Math.max(best, s.steps[s.steps.length - 1]);
+      });
+    });
+    return best;
+  }
+
+  // a chart for a key that appeared after the page loaded, at the end of the last chart grid
+  function addChart(spec) {
+    var i = charts.length;
+    var grids = document.querySelectorAll("#charts .charts");
+    var grid = grids.length ? grids[grids.length - 1] : null;
+    if (!grid) {
+      var section = document.getElementById("charts");
+      if (!section) return null;
+      var empty = section.querySelector("p.muted");
+      if (empty) empty.remove();
+      grid = section.appendChild(el("div", {class: "charts"}));
+    }
+    var div = el("div", {class: "plot", "data-index": String(i)});
+    grid.appendChild(el("div", {class: "chart", id: "chart-" + i, "data-index": String(i), "data-key": spec.key},
+                        el("div", {class: "chart-title"}, spec.label || spec.key), div));
+    var chart = makeChart({key: spec.key, urls: spec.urls, extra: spec.extra}, i, div);
+    charts.push(chart);
+    watch(chart);
+    return chart;
+  }
+
+  // ---- parallel coordinates (compare page): Plotly.js, loaded when the view comes near
+  function loadPlotly(src) {
+    if (window.Plotly) return Promise.resolve();
+    return new Promise(function (resolve, reject) {
+      var s = el("script", {src: src});
+      s.onload = function () { resolve(); };
+      s.onerror = function () { reject(new Error("Plotly.js did not load from " + src)); };
+      document.head.appendChild(s);
+    });
+  }
+
   function parcoords() {
     var pc = cfg.parcoords, div = document.getElementById("parcoords");
     if (!pc || !div) return;
     var sel = document.getElementById("parcoords-metric");
+    // Plotly renders names with its own tags (<b>, <br>, ...): escape user text so it shows as typed
+    function esc(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
     function dims() {
       var out = [];
       Object.keys(pc.params).forEach(function (k) {
@@ -253,7 +415,6 @@
       return out;
     }
     function drawPc() {
-      if (!window.Plotly) { message(div, "Plotly.js is not available."); return; }
       var d = dims();
       var metric = sel && sel.value;
       var trace = {type: "parcoords", dimensions: d};
@@ -266,21 +427,30 @@
         trace.line = {color: mv, colorscale: "Viridis", showscale: true};
       }
       if (!trace.dimensions.length) { message(div, "No parameter differs between these runs."); return; }
-      Plotly.react(div, [trace], {margin: {l: 80, r: 80, t: 40, b: 20}}, {responsive: true, displaylogo: false});
+      window.Plotly.react(div, [trace], {margin: {l: 80, r: 80, t: 40, b: 20}}, {responsive: true, displaylogo: false});
       div.setAttribute("data-rendered", "1");
     }
-    if (sel) sel.addEventListener("change", drawPc);
-    // drawn when scrolled near, after the first chart: it is WebGL too, and costly with many runs
-    var first = charts.length ? render0 : Promise.resolve();
-    Promise.all([plotlyReady, first]).then(function () {
-      if (!("IntersectionObserver" in window)) { drawPc(); return; }
+    function open() {
+      var src = div.getAttribute("data-plotly-src");
+      if (!src) { message(div, "Plotly.js is not available: install the plotly Python package."); return; }
+      message(div, "Loading the parallel coordinates…");
+      loadPlotly(src).then(function () {
+        div.textContent = "";
+        drawPc();
+        if (sel) sel.addEventListener("change", drawPc);
+      }).catch(function (e) { message(div, e.message); });
+    }
+    // after the first chart, and only when scrolled near: Plotly is large, and most visits never look
+    (charts.length ? render0 : Promise.resolve()).then(function () {
+      if (!("IntersectionObserver" in window)) { open(); return; }
       var pcObserver = new IntersectionObserver(function (entries) {
-        if (entries.some(function (e) { return e.isIntersecting; })) { pcObserver.disconnect(); drawPc(); }
+        if (entries.some(function (e) { return e.isIntersecting; })) { pcObserver.disconnect(); open(); }
       }, {rootMargin: "200px"});
       pcObserver.observe(div);
     });
   }
   parcoords();
 
-  window.mltrailCharts = {state: state, charts: charts, renderedAt: renderedAt};
+  window.mltrailCharts = {state: state, charts: charts, renderedAt: renderedAt, extend: extend,
+                          lastStep: lastStep, addChart: addChart};
 })();

@@ -93,6 +93,7 @@
         (r.children || []).forEach(function (c) { frag.appendChild(row(c, true)); });
       });
       body.appendChild(frag);
+      body.dispatchEvent(new CustomEvent("mltrail:rows-added", {bubbles: true}));  // live.js looks for running rows
       loaded += page.rows.length;
       if (page.next_page_token) {
         var api = new URL(next.getAttribute("data-api"), location.href);

@@ -20,8 +20,29 @@
     return node;
   }
 
+  // With accounts on, the page carries its session's CSRF token; state changes must send it back.
+  function csrfHeaders(headers) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    var out = headers || {};
+    if (meta && meta.content) out["X-CSRF-Token"] = meta.content;
+    return out;
+  }
+
+  // send("POST", url, body): JSON in and out, with the CSRF header; errors reject with the server's message.
+  function send(method, url, body) {
+    var init = {method: method, credentials: "same-origin", headers: csrfHeaders({"Content-Type": "application/json"})};
+    if (body !== undefined) init.body = JSON.stringify(body);
+    return fetch(url, init).then(function (r) {
+      return r.text().then(function (text) {
+        var parsed = text ? JSON.parse(text) : {};
+        if (!r.ok) throw new Error(parsed && parsed.message ? parsed.message : ("HTTP " + r.status));
+        return parsed;
+      });
+    });
+  }
+
   function getJSON(url) {
-    return fetch(url, {credentials: "same-origin"}).then(function (r) {
+    return fetch(url, {credentials: "same-origin", headers: csrfHeaders()}).then(function (r) {
       return r.json().then(function (body) {
         if (!r.ok) throw new Error(body && body.message ? body.message : ("HTTP " + r.status));
         return body;
@@ -56,5 +77,5 @@
     copyText(code.textContent, b);
   });
 
-  window.mltrail = {el: el, getJSON: getJSON};
+  window.mltrail = {el: el, getJSON: getJSON, send: send, csrfHeaders: csrfHeaders};
 })();
