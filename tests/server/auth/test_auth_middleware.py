@@ -141,9 +141,18 @@ def test_proxy_header_is_trusted_only_from_trusted_addresses(request, tmp_path):
 
 def test_start_up_refuses_without_an_admin(tmp_path, monkeypatch):
     monkeypatch.delenv("MLTRAIL_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
     with pytest.raises(NoAdmin) as info:
         create_app(server_settings(tmp_path, auth=True))
     assert "mltrail users create" in info.value.message and "MLTRAIL_ADMIN_PASSWORD" in info.value.message
+
+
+def test_start_up_takes_mlflows_admin_password_variable_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLTRAIL_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("MLTRAIL_ADMIN_USERNAME", raising=False)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", PW)
+    store: AuthStore = create_app(server_settings(tmp_path, auth=True)).state.ctx.auth
+    assert store.get_user("admin").is_admin and store.verify_password("admin", PW) is not None
 
 
 def test_start_up_makes_the_admin_the_environment_names(request, tmp_path, monkeypatch):

@@ -373,3 +373,26 @@ def test_shared_with_on_the_registered_model_page(server):
 def test_anonymous_header_offers_login(server):
     page = requests.get(server.uri + "/login", timeout=30).text
     assert 'id="login-link"' in page and 'id="signed-in"' not in page and 'name="csrf-token"' not in page
+
+
+def test_under_a_static_prefix_the_login_round_trip_stays_under_it(tmp_path):
+    """`--static-prefix /mlflow --auth`: a page asks for login at /mlflow/login with next=/mlflow/...
+    (the prefix once), and signing in sends the browser back there."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
+        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
+        app = create_app(server_settings(tmp_path, auth=True, ui=True, static_prefix="/mlflow"))
+    srv = ServerThread(app).start()
+    try:
+        b = Browser(srv.uri)
+        first = b.get("/mlflow/models", allow_redirects=False)
+        assert first.status_code == 302
+        assert first.headers["location"] == "/mlflow/login?next=%2Fmlflow%2Fmodels"
+        assert 'action="/mlflow/login"' in b.get("/mlflow/login").text
+        signed = b.post("/mlflow/login", {"username": ADMIN[0], "password": ADMIN[1], "next": "/mlflow/models"},
+                        allow_redirects=False)
+        assert signed.status_code == 303 and signed.headers["location"] == "/mlflow/models"
+        assert b.get("/mlflow/models").status_code == 200
+    finally:
+        close_stores(srv.uri)
+        srv.stop()

@@ -227,7 +227,9 @@ class GuardedRoute:
     def _refusal(self, scope: dict[str, Any], exc: MltrailException) -> Response:
         if isinstance(exc, Unauthenticated):
             if self.page:
-                path = scope.get("root_path", "") + scope.get("path", "")
+                root, path = scope.get("root_path", ""), scope.get("path", "")
+                if not path.startswith(root):  # Starlette keeps the mount's prefix in "path" (0.35+)
+                    path = root + path
                 query = scope.get("query_string", b"").decode("latin-1")
                 target = path + ("?" + query if query else "")
                 return RedirectResponse(f"{scope.get('root_path', '')}{LOGIN_PATH}?next={quote(target, safe='')}",

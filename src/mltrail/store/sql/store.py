@@ -49,6 +49,7 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow's mlflow_tags.MLFLOW_LOGGED_MODELS
 MODEL_INPUT = "MODEL_INPUT"  # inputs.source_type of a logged model a run used
+_RUN_EXPERIMENTS_KEPT = 200_000  # remembered run -> experiment answers before the memo starts over
 
 
 def _model_input_id(model: Any) -> str:
@@ -72,6 +73,7 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
         self._batches = BatchWriter(self.engine)
         # SQLite samples metric series inside the database (see sampling.py); others in Python
         self._sampler = SeriesSampler() if self.engine.dialect.name == "sqlite" else None
+        self._run_experiments: dict[str, str] = {}  # run id -> experiment id (permission checks)
         self._ensure_default_experiment()
 
     def _write(self, fn: Any) -> Any:
@@ -622,13 +624,20 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
     def experiment_ids_of_runs(self, run_ids: Sequence[str]) -> dict[str, str]:
         """The experiment of each of these runs that exists ({run_id: experiment_id}), deleted ones
         included: what a permission check needs of a run, in one indexed read."""
-        ids = sorted(set(run_ids))
-        out: dict[str, str] = {}
+        # a run never moves to another experiment: remembered answers stay right on every replica
+        known = self._run_experiments
+        out = {r: known[r] for r in run_ids if r in known}
+        ids = sorted(set(run_ids) - out.keys())
+        if not ids:
+            return out
         with self._read() as conn:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(select(t.runs.c.run_uuid, t.runs.c.experiment_id)
                                     .where(t.runs.c.run_uuid.in_(ids[start:start + 500]))).all()
                 out.update((r, str(e)) for r, e in rows)
+        if len(known) > _RUN_EXPERIMENTS_KEPT:
+            known.clear()
+        known.update((r, out[r]) for r in ids if r in out)
         return out
 
     def count_runs(self, experiment_ids: Sequence[str]) -> dict[str, int]:
