@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from browser_support import launched_browser
 from server_fixture import start_server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (skipped, or failed on CI, without it)."""
+    with launched_browser() as b:
+        yield b
 
 
 @pytest.fixture

@@ -381,29 +381,24 @@ def test_the_mlflow_client_logs_under_the_prefix(prefixed, mlflow_python, tmp_pa
 
 
 @pytest.mark.browser
-def test_a_page_and_a_chart_work_under_the_prefix(prefixed):
-    from test_ui_browser import ARGS, CHROMIUM, TIMEOUT_MS, _require_chromium
-
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
+def test_a_page_and_a_chart_work_under_the_prefix(prefixed, browser):
+    from browser_support import TIMEOUT_MS
 
     ids, uri = prefixed
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            bad: list[str] = []
-            page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            page.on("requestfailed", lambda r: bad.append(f"failed {r.url}"))
-            page.on("pageerror", lambda e: bad.append(str(e)))
-            page.goto(f"{uri}/mlflow/")
-            page.get_by_role("link", name="many runs").click()
-            page.wait_for_url(f"**/mlflow/experiments/{ids['many']}")
-            assert page.locator("#runs-body tr.run").count() > 0
-            page.goto(f"{uri}/mlflow/runs/{ids['curves']}")
-            page.wait_for_function("() => document.querySelector('.plot canvas, .plot svg.main-svg') !== null")
-            page.wait_for_load_state("networkidle")
-            assert bad == []
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        bad: list[str] = []
+        page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("requestfailed", lambda r: bad.append(f"failed {r.url}"))
+        page.on("pageerror", lambda e: bad.append(str(e)))
+        page.goto(f"{uri}/mlflow/")
+        page.get_by_role("link", name="many runs").click()
+        page.wait_for_url(f"**/mlflow/experiments/{ids['many']}")
+        assert page.locator("#runs-body tr.run").count() > 0
+        page.goto(f"{uri}/mlflow/runs/{ids['curves']}")
+        page.wait_for_function("() => document.querySelector('.plot canvas, .plot svg.main-svg') !== null")
+        page.wait_for_load_state("networkidle")
+        assert bad == []
+    finally:
+        page.close()

@@ -7,44 +7,11 @@ MLTRAIL_REQUIRE_CHROMIUM=1 (then the missing browser fails the run).
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from browser_support import TIMEOUT_MS
 from test_ui_support import MANY_RUNS, XSS_IMG, build_demo, serve_ui
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 20_000
-
-
-def _require_chromium() -> None:
-    reason = None
-    if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "playwright is not installed (pip install playwright)"
-    if reason is None:
-        return
-    if os.environ.get("MLTRAIL_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"MLTRAIL_REQUIRE_CHROMIUM=1 but {reason}")
-    pytest.skip(f"browser tests need Chromium: {reason}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

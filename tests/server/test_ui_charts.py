@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_ui_browser import ARGS, CHROMIUM, TIMEOUT_MS, _require_chromium, chart_index, series_of, wait_chart
+from browser_support import TIMEOUT_MS
+from test_ui_browser import chart_index, series_of, wait_chart
 from test_ui_support import serve_ui, ui_settings
 
 from mltrail.client import Client
@@ -27,17 +28,6 @@ LONG_STEPS = 3000  # more than a chart's points: a zoom fetches finer data
 
 def value(run: int, step: int) -> float:
     return (run + 1) * (step + 1) / 10
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

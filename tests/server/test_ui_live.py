@@ -8,8 +8,6 @@ rule) and count the page's requests to the endpoint with Playwright's request ev
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from test_ui_browser import ARGS, CHROMIUM, TIMEOUT_MS
+from browser_support import TIMEOUT_MS
 from test_ui_support import serve_ui
 
 from mltrail.client import Client
@@ -156,30 +154,6 @@ def test_too_many_runs_and_unknown_runs_are_refused(site):
 
 
 # ---------------------------------------------------------------- live.js in Chromium
-
-def _require_chromium() -> None:
-    """Skip without Chromium and Playwright (fail instead with MLTRAIL_REQUIRE_CHROMIUM=1, as test_ui_browser)."""
-    reason = None
-    if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-    elif importlib.util.find_spec("playwright") is None:
-        reason = "playwright is not installed (pip install playwright)"
-    if reason is None:
-        return
-    if os.environ.get("MLTRAIL_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"MLTRAIL_REQUIRE_CHROMIUM=1 but {reason}")
-    pytest.skip(f"browser tests need Chromium: {reason}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 _CHART_STATE = """() => [...document.querySelectorAll('.chart')].map(c => [c.getAttribute('data-key'),

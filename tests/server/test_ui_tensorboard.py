@@ -184,16 +184,12 @@ def test_without_tensorboard_the_answer_is_a_note(site, monkeypatch):
 
 @pytest.mark.browser
 def test_chromium_draws_a_chart_per_tag(site):
-    from test_ui_browser import ARGS, CHROMIUM, _require_chromium
-
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
+    from browser_support import launched_browser
 
     srv = serve_ui(site["dir"])
     errors: list[str] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        with launched_browser() as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(20_000)
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -216,7 +212,6 @@ def test_chromium_draws_a_chart_per_tag(site):
             page.locator(".artifacts .tree button.tb-open[data-path='tensorboard_logs']").click()
             page.wait_for_function("""() => [...document.querySelectorAll('.artifacts .preview .tb-chart')]
                 .some(e => e.dataset.tag === 'epoch_loss' && e.dataset.drawn === '1')""")
-            browser.close()
     finally:
         srv.stop()
     assert errors == []
