@@ -11,12 +11,12 @@ import itertools
 
 import pytest
 import requests
+from auth_support import ADMIN, auth_app
 from server_fixture import ServerThread, close_stores, server_settings
 
 from mltrail.server.app import create_app
 from mltrail.server.auth.api import paths
 
-ADMIN = ("admin", "admin-password-0123")
 SEE_DOCS = " See the API docs for more information about request parameters."
 _names = itertools.count()
 
@@ -24,10 +24,7 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("auth-api")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True))
+    app = auth_app(server_settings(tmp, auth=True))
     srv = ServerThread(app).start()
     yield srv.uri
     close_stores(srv.uri)

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from auth_support import ADMIN, auth_app
 from server_fixture import ServerThread, close_stores, server_settings
-
-from mltrail.server.app import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-ADMIN = ("admin", "admin-password-0123")
 ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
 
 # Every AuthServiceClient method of mlflow 3.17.2, in the order an admin would use them; prints what
@@ -118,10 +116,7 @@ def auth_python(mlflow_python):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("auth-mlflow-client")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True))
+    app = auth_app(server_settings(tmp, auth=True))
     srv = ServerThread(app).start()
     yield srv.uri
     close_stores(srv.uri)

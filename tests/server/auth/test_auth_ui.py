@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import requests
+from auth_support import ADMIN, auth_app
 from server_fixture import ServerThread, close_stores, server_settings
 
-from mltrail.server.app import create_app
 from mltrail.server.auth.csrf import cross_site_reason, is_https
 from mltrail.server.auth.ui import safe_next
 
-ADMIN = ("admin", "admin-password-0123")
 PASSWORD = "user-password-0123"
 _names = itertools.count()
 META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -29,10 +28,7 @@ META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Any:
     tmp = tmp_path_factory.mktemp("auth-ui")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True, ui=True, trusted_proxies=["127.0.0.1"]))
+    app = auth_app(server_settings(tmp, auth=True, ui=True, trusted_proxies=["127.0.0.1"]))
     srv = ServerThread(app).start()
     srv.auth = app.state.ctx.auth  # type: ignore[attr-defined]
     yield srv
@@ -378,10 +374,7 @@ def test_anonymous_header_offers_login(server):
 def test_under_a_static_prefix_the_login_round_trip_stays_under_it(tmp_path):
     """`--static-prefix /mlflow --auth`: a page asks for login at /mlflow/login with next=/mlflow/...
     (the prefix once), and signing in sends the browser back there."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp_path, auth=True, ui=True, static_prefix="/mlflow"))
+    app = auth_app(server_settings(tmp_path, auth=True, ui=True, static_prefix="/mlflow"))
     srv = ServerThread(app).start()
     try:
         b = Browser(srv.uri)

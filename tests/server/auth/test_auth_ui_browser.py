@@ -15,24 +15,19 @@ from typing import Any
 
 import pytest
 import requests
+from auth_support import ADMIN, auth_app
 from browser_support import TIMEOUT_MS
 from server_fixture import ServerThread, close_stores, server_settings
 
-from mltrail.server.app import create_app
-
 pytestmark = pytest.mark.browser
 
-ADMIN = ("admin", "admin-password-0123")
 ALICE = ("alice", "alice-password-0123")
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, browser) -> Any:
     tmp = tmp_path_factory.mktemp("auth-ui-browser")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True, ui=True))
+    app = auth_app(server_settings(tmp, auth=True, ui=True))
     srv = ServerThread(app).start()
     auth = app.state.ctx.auth
     auth.create_user(*ALICE)

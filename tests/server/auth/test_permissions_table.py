@@ -17,11 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from auth_support import ADMIN, auth_app
 from server_fixture import ServerThread, close_stores, server_settings
 
-from mltrail.server.app import create_app
-
-ADMIN = ("admin", "admin-password-0123")
 PASSWORD = "user-password-0123"
 LEVELS = ["anonymous", "none", "READ", "EDIT", "MANAGE", "admin"]
 RANK = {"none": 0, "READ": 1, "EDIT": 2, "MANAGE": 3, "admin": 4}
@@ -85,10 +83,7 @@ def _populate(admin: Caller, name: str, model_name: str, marker: str) -> tuple[s
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     tmp = tmp_path_factory.mktemp("permissions")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True, ui=True))
+    app = auth_app(server_settings(tmp, auth=True, ui=True))
     srv = ServerThread(app).start()
     ctx = app.state.ctx
     admin = Caller(srv.uri, "admin")
@@ -341,10 +336,7 @@ def test_creator_gets_manage_and_rename_keeps_grants(world):
 def open_server(tmp_path_factory):
     """A server whose default permission is READ (an open team), with one experiment refused explicitly."""
     tmp = tmp_path_factory.mktemp("open")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLTRAIL_ADMIN_USERNAME", ADMIN[0])
-        mp.setenv("MLTRAIL_ADMIN_PASSWORD", ADMIN[1])
-        app = create_app(server_settings(tmp, auth=True, ui=True, auth_default_permission="READ"))
+    app = auth_app(server_settings(tmp, auth=True, ui=True, auth_default_permission="READ"))
     srv = ServerThread(app).start()
     yield srv.uri, app.state.ctx
     close_stores(srv.uri)
