@@ -332,6 +332,22 @@ def test_creator_gets_manage_and_rename_keeps_grants(world):
     assert world.ctx.auth.list_permissions(None, "registered_model", name + "-v2") == []
 
 
+def test_a_version_cannot_copy_a_forbidden_run_or_model_through_its_source_uri(world):
+    """`runs:/<run>/...` and `models:/...` sources name what they copy without a run_id: READ on it is
+    needed all the same, or a user could register (then download) another team's model."""
+    c = Caller(world.uri, "none")
+    name = f"copier-{next(_fresh)}"
+    _ok(c("POST", "/api/2.0/mlflow/registered-models/create", json={"name": name}))
+    for source in (f"runs:/{world.secret_run}/model", f"models:/{world.secret_model_id}",
+                   f"models:/model-{SECRET}/1"):
+        r = c("POST", "/api/2.0/mlflow/model-versions/create", json={"name": name, "source": source})
+        assert r.status_code in (403, 404), (source, r.status_code, r.text)
+    missing = c("POST", "/api/2.0/mlflow/model-versions/create", json={"name": name, "source": "models:/nope/1"})
+    assert r.status_code == missing.status_code == 404  # the forbidden model answers like a missing one
+    r = c("GET", f"/api/2.0/mlflow/registered-models/get?name={name}")
+    assert _ok(r)["registered_model"].get("latest_versions", []) == []
+
+
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     """A server whose default permission is READ (an open team), with one experiment refused explicitly."""

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mltrail._paths import safe_relpath
+from mltrail.errors import MltrailException
 from mltrail.server.auth.rules import EXPERIMENT, REGISTERED_MODEL
 from mltrail.store.sql.store import SqlTrackingStore
+from mltrail.uri_forms import is_models_uri, is_runs_uri, parse_model_uri
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,25 @@ def version_source(f: Fields, store: SqlTrackingStore) -> list[Target]:
     source_model = f.one("model_id")
     if source_model:
         targets += _of_models(store, [source_model], "READ")
-    return targets
+    return targets + _of_source_uri(f.one("source") or "", store)
+
+
+def _of_source_uri(source: str, store: SqlTrackingStore) -> list[Target]:
+    """READ on what a `runs:/` or `models:/` source names by itself (no run_id needed to use one):
+    its run's experiment, its logged model's experiment, or the registered model it copies."""
+    if not (is_runs_uri(source) or is_models_uri(source)):
+        return []  # other sources must lie inside the run_id's / model_id's artifacts (the registry checks)
+    try:
+        uri = parse_model_uri(source)
+    except MltrailException:
+        return []  # the handler refuses it in MLflow's words
+    if uri.run_id:
+        return _of_runs(store, [uri.run_id], "READ")
+    if uri.model_id:
+        return _of_models(store, [uri.model_id], "READ")
+    if uri.name:
+        return [Target(REGISTERED_MODEL, uri.name, "READ", missing=_model_missing(uri.name))]
+    return []
 
 
 LOCATORS: dict[str, Locator] = {
