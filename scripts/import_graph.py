@@ -56,7 +56,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
      ["mltrail.store"]),
     ("foundation", "configuration and checks every layer above shares",
      ["mltrail.tracking_uri", "mltrail._context", "mltrail._paths", "mltrail._validation", "mltrail._dataframe", "mltrail._images",
-      "mltrail._names", "mltrail.environment_variables", "mltrail.uri_forms"]),
+      "mltrail._names", "mltrail.environment_variables", "mltrail.uri_forms", "mltrail._progress"]),
     ("entities", "plain data, the error hierarchy, shared types",
      ["mltrail.entities", "mltrail.errors", "mltrail.types", "mltrail.version", "mltrail.exceptions"]),
 ]

@@ -20,7 +20,10 @@ def mlflow_python():
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     for var in ("MLTRAIL_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
-                "MLFLOW_RUN_ID", "MLTRAIL_EXPERIMENT_ID", "MLTRAIL_EXPERIMENT_NAME"):
+                "MLFLOW_RUN_ID", "MLTRAIL_EXPERIMENT_ID", "MLTRAIL_EXPERIMENT_NAME",
+                # a distributed job's rank: tests run as a single process (autolog logs only from a chief)
+                "TF_CONFIG", "RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID", "HOROVOD_RANK",
+                "MLTRAIL_DISTRIBUTED_LOG_ALL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLTRAIL_JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.chdir(tmp_path)

@@ -131,6 +131,8 @@ MLFLOW_BACKEND_STORE_URI = EnvironmentVariable("MLFLOW_BACKEND_STORE_URI", str, 
 MLTRAIL_ALLOW_PICKLE = BooleanEnvironmentVariable("MLTRAIL_ALLOW_PICKLE", False)
 # ours: where `models serve --env-manager` builds environments
 MLTRAIL_ENV_ROOT = EnvironmentVariable("MLTRAIL_ENV_ROOT", str, None)
+# ours: Keras autologging and callbacks log from every process of a distributed job, not only the chief
+MLTRAIL_DISTRIBUTED_LOG_ALL = BooleanEnvironmentVariable("MLTRAIL_DISTRIBUTED_LOG_ALL", False)
 
 __all__ = [name for name, value in list(globals().items())
            if isinstance(value, EnvironmentVariable) and not name.startswith("_")] + [

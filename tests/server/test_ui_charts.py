@@ -213,7 +213,10 @@ def test_extend_last_step_and_add_chart_for_live_updates(page, site):
     assert page.evaluate(f"() => {api}.charts[{i}].plot.data[0].slice(-3)") == [2999, 3000, 3001]
     n = page.evaluate(f"() => {api}.charts.length")
     url = f"/ui/api/metrics?key=acc&max_points=1000&run_ids={rid}"
-    page.evaluate(f"() => {api}.addChart({{key: 'acc', label: 'acc (added)', urls: ['{url}']}})")
+    # a key that has its chart already gets that chart back, not a second one
+    page.evaluate(f"() => {api}.addChart({{key: 'loss', label: 'loss again', urls: ['{url}']}})")
+    assert page.evaluate(f"() => {api}.charts.length") == n
+    page.evaluate(f"() => {api}.addChart({{key: 'acc-live', label: 'acc (added)', urls: ['{url}']}})")
     assert page.locator(f'#chart-{n} .chart-title').inner_text() == "acc (added)"
     page.locator(f"#chart-{n}").scroll_into_view_if_needed()
     wait_chart(page, n, 1)

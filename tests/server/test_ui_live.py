@@ -103,6 +103,51 @@ def test_tails_are_incremental_and_new_keys_are_named(site):
     assert [(s["key"], s["steps"]) for s in run["series"]] == [("loss", [10])]
 
 
+def test_points_logged_at_the_same_step_come_after_the_last_one_drawn(site):
+    # MLflow's log_metric logs at step 0 when no step is given: the chart grows by timestamp
+    client, uri = site
+    rid = client.create_run(_experiment(client), run_name="same-step").info.run_id
+    t0 = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric("loss", 1.0 / (i + 1), t0 + i, 0) for i in range(5)])
+    [tail] = _one(_live(uri, [rid], {rid: {"loss": [0, t0 + 2]}}).json(), rid)["series"]
+    assert (tail["since"], tail["steps"], tail["timestamps"]) == ([0, t0 + 2], [0, 0], [t0 + 3, t0 + 4])
+    assert tail["values"] == pytest.approx([1 / 4, 1 / 5]) and tail["sampled"] is False
+    # the last point drawn: nothing; a step alone still means "all of that step drawn"
+    assert _one(_live(uri, [rid], {rid: {"loss": [0, t0 + 4]}}).json(), rid)["series"] == []
+    assert _one(_live(uri, [rid], {rid: {"loss": 0}}).json(), rid)["series"] == []
+    # later points at the mark's step, then those of later steps, in (step, timestamp) order
+    client.log_batch(rid, metrics=[Metric("loss", 0.1, t0 + 9, 0), Metric("loss", 0.05, t0 + 6, 1)])
+    [tail] = _one(_live(uri, [rid], {rid: {"loss": [0, t0 + 4]}}).json(), rid)["series"]
+    assert list(zip(tail["steps"], tail["timestamps"], strict=True)) == [(0, t0 + 9), (1, t0 + 6)]
+
+
+def test_a_long_same_step_tail_is_sampled_too(site):
+    client, uri = site
+    rid = client.create_run(_experiment(client), run_name="same-step-long").info.run_id
+    t0 = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric("loss", float(i), t0 + i, 0) for i in range(400)])
+    [tail] = _one(_live(uri, [rid], {rid: {"loss": [0, t0]}}, max_points=100).json(), rid)["series"]
+    assert tail["sampled"] is True and len(tail["steps"]) == 100 and set(tail["steps"]) == {0}
+    assert tail["timestamps"][0] == t0 + 1 and tail["timestamps"][-1] == t0 + 399  # first and last kept
+    assert tail["timestamps"] == sorted(tail["timestamps"])
+
+
+def test_new_keys_say_where_the_run_page_puts_them(site):
+    client, uri = site
+    rid = _run(client, _experiment(client), "placed", range(3))
+    now = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric(k, 0.5, now, 0) for k in ("val_loss", "acc", "batch/acc", "system/cpu")])
+    run = _one(_live(uri, [rid], {rid: {"loss": 2, "val_acc": 0, "batch/val_acc": None}}).json(), rid)
+    assert run["new_keys"] == ["acc", "batch/acc", "system/cpu", "val_loss"]
+    assert run["placement"] == {
+        "val_loss": {"group": "", "validates": "loss", "validated_by": []},
+        "acc": {"group": "", "validates": None, "validated_by": ["val_acc"]},
+        "batch/acc": {"group": "batch", "validates": None, "validated_by": ["batch/val_acc"]},
+        "system/cpu": {"group": "system", "validates": None, "validated_by": []},
+    }
+    assert "placement" not in _one(_live(uri, [rid]).json(), rid)
+
+
 def test_a_long_tail_is_sampled_and_says_so(site):
     client, uri = site
     rid = _run(client, _experiment(client), "long", range(3000))
@@ -127,6 +172,8 @@ def test_many_tails_share_one_bound():
     ({"since": "{not json"}, "Invalid since"),
     ({"since": "[1, 2]"}, "expected a JSON object"),
     ({"since": '{"RID": {"loss": "7"}}'}, "Invalid since step for run 'RID', metric 'loss': got '7'"),
+    ({"since": '{"RID": {"loss": [7]}}'}, "metric 'loss': got [7]; expected a JSON object"),
+    ({"since": '{"RID": {"loss": [7, true]}}'}, "metric 'loss': got [7, True]"),
     ({"since": '{"other": {}}'}, "run 'other' is not one of run_ids"),
     ({"max_points": "3"}, "Invalid max_points 3: expected 4 to"),
     ({"max_points": "many"}, "Invalid max_points 'many': expected an integer"),
@@ -383,3 +430,108 @@ def test_no_requests_when_nothing_runs(site, page):
         assert page.pg.evaluate("() => window.mltrailLive.isActive()") is False
         assert page.pg.query_selector("#live-control") is None
     assert page.requests == []
+
+
+_LINES = """key => { const c = window.mltrailCharts.charts.find(c => c.key === key);
+                    return c ? c.lines.map(l => l.key).join(',') : ''; }"""
+_KEYS = "() => window.mltrailCharts.charts.map(c => c.key).sort().join(',')"
+
+
+@pytest.mark.browser
+def test_new_metrics_join_their_train_chart_or_their_group_as_the_page_would(site, page):
+    client, _ = site
+    rid = _run(client, _experiment(client), "grouping", range(3))
+    page.goto(f"/runs/{rid}")
+    page.wait("() => document.querySelector('#live-control')?.getAttribute('data-state') === 'live'")
+    page.wait(f"() => ({_DRAWN})(['{rid}', 'loss']) === 2")
+    # a validation metric of a charted metric: a second line on that chart, not a chart of its own
+    now = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric("val_loss", 0.9, now, 0), Metric("val_loss", 0.8, now + 1, 1)])
+    page.wait(f"() => ({_LINES})('loss') === 'loss,val_loss'")
+    page.wait(f"() => ({_DRAWN})(['{rid}', 'val_loss']) === 1")
+    page.wait("() => document.querySelector('.chart[data-key=\"loss\"] .plot').getAttribute('data-series') === '2'")
+    assert page.pg.query_selector('.chart[data-key="val_loss"]') is None
+    assert page.pg.text_content('.chart[data-key="loss"] .chart-title') == "loss · val_loss"
+    labels = "() => window.mltrailCharts.charts.find(c => c.key === 'loss').plot.series.map(s => s.label)"
+    assert page.pg.evaluate(labels)[1:] == ["train", "validation"]
+    client.log_metric(rid, "val_loss", 0.7, step=2)  # and it is polled like the others
+    page.wait(f"() => ({_DRAWN})(['{rid}', 'val_loss']) === 2")
+    # a validation metric first, then its train metric: the chart becomes the train metric's
+    client.log_metric(rid, "val_acc", 0.5, step=0)
+    page.wait("() => !!document.querySelector('.chart[data-key=\"val_acc\"]')")
+    client.log_metric(rid, "acc", 0.6, step=0)
+    page.wait(f"() => ({_LINES})('acc') === 'acc,val_acc'")
+    assert page.pg.evaluate(_KEYS) == "acc,loss"
+    page.pg.locator('.chart[data-key="acc"]').scroll_into_view_if_needed()
+    page.wait("() => document.querySelector('.chart[data-key=\"acc\"] .plot').getAttribute('data-series') === '2'")
+    assert page.pg.evaluate(f"() => [({_DRAWN})(['{rid}', 'acc']), ({_DRAWN})(['{rid}', 'val_acc'])]") == [0, 0]
+    assert page.pg.text_content('.chart[data-key="acc"] .chart-title') == "acc · val_acc"
+    # a prefixed metric: a chart in its group's section, made in alphabetical place
+    client.log_metric(rid, "system/cpu", 10.0, step=0)
+    page.wait("() => !!document.querySelector('details.chart-group[data-group=\"system\"] .chart[data-key=\"system/cpu\"]')")
+    # new in the same answer (the validation metric sorting first): one chart for both
+    client.log_batch(rid, metrics=[Metric(k, 0.3, int(time.time() * 1000), 0) for k in ("batch/xent", "batch/val_xent")])
+    page.wait("() => !!document.querySelector('details.chart-group[data-group=\"batch\"] .chart[data-key=\"batch/xent\"]')")
+    page.wait(f"() => ({_LINES})('batch/xent') === 'batch/xent,batch/val_xent'")
+    groups = page.pg.evaluate("() => [...document.querySelectorAll('#charts > details.chart-group')].map(d => "
+                              "[d.dataset.group, d.querySelector('summary .muted').textContent])")
+    assert groups == [["batch", "2"], ["system", "1"]]
+    assert page.pg.evaluate("() => !!document.querySelector('#charts > .charts .chart[data-key=\"acc\"]')")
+    client.set_terminated(rid)
+    page.wait(f"() => ({_STATUS})('{rid}').every(s => s === 'FINISHED')")
+
+
+@pytest.mark.browser
+def test_compare_page_without_metrics_charts_a_running_runs_first_metrics(site, page):
+    client, _ = site
+    exp = _experiment(client)
+    done = client.create_run(exp, run_name="done-empty").info.run_id
+    client.set_terminated(done)
+    page.goto(f"/compare?run_ids={done}")  # nothing runs: no chart scripts at all
+    page.wait("() => document.readyState === 'complete'")
+    assert page.pg.evaluate("() => !!document.querySelector('script[src*=\"charts.js\"]')") is False
+    rid = client.create_run(exp, run_name="starting").info.run_id
+    page.goto(f"/compare?run_ids={rid}")  # one run: no parallel coordinates to load the scripts either
+    page.wait("() => document.querySelector('#live-control')?.getAttribute('data-state') === 'live'")
+    assert page.pg.query_selector("#charts .chart") is None
+    client.log_metric(rid, "loss", 0.5, step=0)
+    client.log_metric(rid, "loss", 0.4, step=1)
+    page.wait("() => +(document.querySelector('#charts .chart[data-key=\"loss\"] .plot')"
+              "?.getAttribute('data-rendered') || 0) > 0")
+    client.log_metric(rid, "loss", 0.3, step=2)
+    page.wait(f"() => ({_DRAWN})(['{rid}', 'loss']) === 2")
+    client.log_metric(rid, "val_loss", 0.6, step=0)  # the compare page charts every metric on its own
+    page.wait("() => !!document.querySelector('#charts .chart[data-key=\"val_loss\"]')")
+    assert page.pg.evaluate(f"() => ({_LINES})('loss')") == "loss"
+    client.set_terminated(rid)
+    row = f'#compare-runs tr[data-run-id="{rid}"]'
+    page.wait(f"() => document.querySelector('{row} td:nth-child(3) .status').textContent === 'FINISHED'")
+
+
+_PLOT = """key => { const c = window.mltrailCharts.charts.find(c => c.key === key); if (!c || !c.plot) return null;
+    const show = c.plot.series[1].points.show;
+    return {x: c.plot.data[0], drawn: c.plot.data[1].filter(v => v !== undefined && v !== null).length,
+            points: typeof show === 'function' ? show(c.plot, 1) : show}; }"""
+
+
+@pytest.mark.browser
+def test_a_run_logging_at_one_step_grows_its_chart_as_points_at_that_step(site, page):
+    client, _ = site
+    rid = client.create_run(_experiment(client), run_name="one-step").info.run_id
+    t0 = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric("loss", 1.0 / (i + 1), t0 + i, 0) for i in range(3)])
+    page.goto(f"/runs/{rid}")
+    page.wait("() => document.querySelector('#live-control')?.getAttribute('data-state') === 'live'")
+    page.wait(f"() => ({_PLOT})('loss')?.drawn === 3")
+    for i in range(3, 6):
+        client.log_metric(rid, "loss", 1.0 / (i + 1), timestamp=t0 + i, step=0)
+    page.wait(f"() => ({_PLOT})('loss')?.drawn === 6")
+    plot = page.pg.evaluate(_PLOT, "loss")
+    assert plot["x"] == [0] * 6 and plot["points"] is True  # MLflow: every point at its step, as points
+    assert page.pg.evaluate(f"() => window.mltrailCharts.lastPoint('{rid}', 'loss')") == [0, t0 + 5]
+    # the x axis by time spreads them out, each drawn once
+    page.pg.select_option("#x-axis", "relative")
+    page.wait(f"() => ({_PLOT})('loss')?.x.join(',') === '0,0.001,0.002,0.003,0.004,0.005'")
+    client.set_terminated(rid)
+    page.wait(f"() => ({_STATUS})('{rid}').every(s => s === 'FINISHED')")
+    assert page.pg.evaluate(_PLOT, "loss")["drawn"] == 6

@@ -20,6 +20,7 @@ _EVALUATION_NAMES = ("EvaluationArtifact", "EvaluationMetric", "EvaluationResult
 
 # The rest load their own heavy parts; each resolves on first use from the module that holds it.
 _LAZY_NAMES = {"MetricThreshold": "mltrail.models.evaluation.validation",
+               "build_docker": "mltrail.models.docker_build",
                "infer_pip_requirements": "mltrail.models.requirements_inference",
                "predict": "mltrail.models.python_api", "validate_schema": "mltrail.models.schema_validation"}
 

@@ -123,7 +123,8 @@ def create_app(settings: ServerSettings | None = None, store: SqlTrackingStore |
         # after AuthMiddleware: the CSRF check reads the session that one found
         from mltrail.server.auth.csrf import CsrfMiddleware
 
-        middleware.append(Middleware(CsrfMiddleware, trusted_proxies=ctx.settings.trusted_proxies))
+        middleware.append(Middleware(CsrfMiddleware, engine=ctx.store.engine,
+                                     trusted_proxies=ctx.settings.trusted_proxies))
     app = Starlette(routes=routes, middleware=middleware)
     app.state.ctx = ctx
     return options.finish(app)

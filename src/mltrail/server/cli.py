@@ -146,6 +146,10 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Largest JSON request body (default 16MiB)."),
         click.option("--max-artifact-size", default=None, callback=_size,
                      help="Largest artifact upload (default 1GiB)."),
+        click.option("--artifacts-presigned-urls/--no-artifacts-presigned-urls", default=False, show_default=True,
+                     envvar="MLTRAIL_ARTIFACTS_PRESIGNED_URLS",
+                     help="With an s3:// --artifacts-destination, hand clients presigned URLs so large "
+                          "uploads and downloads go straight to the store (clients must reach it)."),
         click.option("--access-log/--no-access-log", default=False, show_default=True,
                      help="Log every request (costs time on busy servers)."),
     ]
@@ -189,6 +193,7 @@ def _settings(**kw: Any) -> ServerSettings:
         s.max_json_bytes = kw["max_json_size"]
     if kw["max_artifact_size"]:
         s.max_artifact_bytes = kw["max_artifact_size"]
+    s.presigned_urls = kw["artifacts_presigned_urls"]
     return s
 
 

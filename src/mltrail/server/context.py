@@ -15,7 +15,7 @@ import urllib.parse
 from mltrail._paths import safe_relpath
 from mltrail.errors import InvalidParameterValue, MltrailException
 from mltrail.server.auth.store import AuthStore
-from mltrail.server.idempotency import IdempotencyCache
+from mltrail.server.idempotency import IdempotencyRecords
 from mltrail.server.settings import PROXY_ROOT, ServerSettings
 from mltrail.store.artifact import get_artifact_repository
 from mltrail.store.artifact.base import ArtifactRepository
@@ -64,7 +64,8 @@ class ServerContext:
         self.local_roots = sorted({os.path.realpath(_local_path(r)) for r in roots if r and _is_local(r)},
                                   key=len, reverse=True)
         self._dest_repo: ArtifactRepository | None = None
-        self.idempotency = IdempotencyCache()  # create requests resent after a lost answer
+        # create requests resent after a lost answer, through any replica (records in the database)
+        self.idempotency = IdempotencyRecords(store.engine)
         # accounts and permissions live in the tracking database (server/auth/store.py)
         self.auth: AuthStore | None = AuthStore(store.engine) if self.settings.auth else None
 

@@ -105,6 +105,9 @@ class ServerSettings:
         disable_security_middleware: no Host check, no CORS checks, no security headers (MLflow's
             option of the same name; for tests behind a trusted proxy only).
         expose_prometheus: a directory for prometheus_client's multiprocess files; turns on `/metrics`.
+        presigned_urls: with an S3 artifacts destination, multipart uploads and downloads go straight
+            between client and store through presigned URLs (`--artifacts-presigned-urls`); the
+            clients must then reach the store's endpoint themselves.
     """
 
     backend_store_uri: str | None = None
@@ -130,6 +133,7 @@ class ServerSettings:
     x_frame_options: str = "SAMEORIGIN"
     disable_security_middleware: bool = False
     expose_prometheus: str | None = None
+    presigned_urls: bool = False
 
     def resolved(self) -> ServerSettings:
         """A copy with every default filled in and local paths made absolute."""

@@ -1,5 +1,5 @@
-"""`mltrail models`: serve, predict, prepare-env, update-pip-requirements, export and generate-dockerfile,
-with MLflow's option names.
+"""`mltrail models`: serve, predict, prepare-env, update-pip-requirements, export, generate-dockerfile and
+build-docker, with MLflow's option names.
 
 `serve` runs the scoring server on uvicorn (httptools + uvloop, no access log): in this process
 for one worker, else as N worker processes that each load the model once (settings through
@@ -263,22 +263,74 @@ def export(model_uri: str, fmt: str, name: str | None, version: int, output_dir:
     click.echo(target)
 
 
+_MODEL_URI_OPTIONAL = click.option(
+    "--model-uri", "-m", metavar="URI", default=None,
+    help="[Optional] The model to copy into the image; without it the image serves a model mounted at /opt/ml/model.")
+_MLFLOW_HOME = click.option("--mlflow-home", metavar="PATH", default=None,
+                            help="A local clone of mltrail to install in the image (default: this mltrail).")
+_INSTALL_JAVA = click.option("--install-java", is_flag=False, flag_value=True, default=None, type=bool,
+                             help="Refused when true: mltrail's images serve Python and Keras models and need no Java.")
+
+
+def _refuse_java(install_java: bool | None) -> None:
+    if install_java:
+        raise click.UsageError("--install-java is not supported by mltrail: its images serve Python and Keras "
+                               "models (no Spark, H2O or John Snow Labs flavors) and need no Java.")
+
+
 @models.command("generate-dockerfile")
-@click.option("--model-uri", "-m", required=True)
+@_MODEL_URI_OPTIONAL
 @click.option("--output-directory", "-d", default=None, help="Where to write (default: mltrail-dockerfile).")
 @click.option("--env-manager", type=click.Choice(_ENV_MANAGERS), default="local", hidden=True)
+@_MLFLOW_HOME
+@_INSTALL_JAVA
 @click.option("--install-mlflow", is_flag=True, hidden=True)
 @click.option("--enable-mlserver", is_flag=True, help="Add --enable-mlserver to the entry command.")
 @click.option("--base-image", default=None, help="Default: python:<this Python's major.minor>-slim.")
 @click.argument("output_dir", required=False, type=click.Path(file_okay=False))
-def generate_dockerfile(model_uri: str, output_directory: str | None, env_manager: str, install_mlflow: bool,
+def generate_dockerfile(model_uri: str | None, output_directory: str | None, env_manager: str,
+                        mlflow_home: str | None, install_java: bool | None, install_mlflow: bool,
                         enable_mlserver: bool, base_image: str | None, output_dir: str | None) -> None:
     """Write a Docker build context (Dockerfile, model/, requirements) serving the model on port 8080."""
     from mltrail.serving._package import generate_dockerfile as generate
 
+    _check_env_manager(env_manager)
+    _refuse_java(install_java)
     if output_dir and output_directory and os.path.abspath(output_dir) != os.path.abspath(output_directory):
         raise click.UsageError("Give the output directory once: as OUTPUT_DIR or as --output-directory.")
     target = output_dir or output_directory or "mltrail-dockerfile"
     with cli_errors():
-        path = generate(model_uri, target, base_image, enable_mlserver)
+        path = generate(model_uri, target, base_image, enable_mlserver, mlflow_home)
     click.echo(path)
+
+
+@models.command("build-docker")
+@_MODEL_URI_OPTIONAL
+# MLflow's default image name, so scripts that `docker run mlflow-pyfunc-servable` keep working
+@click.option("--name", "-n", default="mlflow-pyfunc-servable", show_default=True,
+              help="Name (and optional :tag) of the image to build (MLflow's default name).")
+@click.option("--env-manager", type=click.Choice(_ENV_MANAGERS), default="virtualenv", show_default=True,
+              help="Accepted for MLflow compatibility: the image pip-installs the model's requirements either way "
+                   "(conda is refused).")
+@_MLFLOW_HOME
+@_INSTALL_JAVA
+@click.option("--install-mlflow", is_flag=True, help="Accepted for MLflow compatibility: mltrail is always installed.")
+@click.option("--enable-mlserver", is_flag=True, help="Add --enable-mlserver to the image's entry command.")
+@click.option("--base-image", default=None, help="Default: python:<this Python's major.minor>-slim.")
+def build_docker(model_uri: str | None, name: str, env_manager: str, mlflow_home: str | None,
+                 install_java: bool | None, install_mlflow: bool, enable_mlserver: bool,
+                 base_image: str | None) -> None:
+    """Build a Docker image serving the model on port 8080 with `docker build` (or `podman build`).
+
+    Run it with `docker run -p 5001:8080 NAME`; /invocations and the V2 endpoints answer there. Without
+    --model-uri, mount a model: `docker run -p 5001:8080 -v /path/to/model:/opt/ml/model NAME`.
+    """
+    from mltrail.serving._image_build import build_image
+
+    _check_env_manager(env_manager)
+    _refuse_java(install_java)
+    with cli_errors():
+        build_image(model_uri, name, lambda line: click.echo(line, err=True), base_image, enable_mlserver,
+                    mlflow_home)
+    click.echo(f"Built image {name!r}: run it with `docker run -p 5001:8080 {name}`"
+               + ("" if model_uri else " -v /path/to/model:/opt/ml/model"))

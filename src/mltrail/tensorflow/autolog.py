@@ -11,6 +11,9 @@ It wraps `keras.Model.fit` (the class `tf.keras.Model` is too). Each autologged 
 - after fit logs EarlyStopping's outcome and the trained model (with signature and, if asked,
   an input example) through `mltrail.tensorflow.log_model`.
 
+In a distributed job only the chief process logs (`_distributed`: TF_CONFIG or a launcher's rank);
+the others train without touching the tracking store.
+
 Logging never stops training: failures become one `AutologWarning` per kind.
 """
 
@@ -475,9 +478,14 @@ class _Fit:
 
 def _autologged_fit(config: AutologConfig, original: Any, model: Any, args: tuple, kwargs: dict) -> Any:
     from mltrail import fluent
-    from mltrail.tensorflow import _fit_info
+    from mltrail.tensorflow import _distributed, _fit_info
     from mltrail.tensorflow._async_writer import FailureReport
 
+    if not _distributed.should_log(config.silent):  # a non-chief process of a distributed job: no run, no calls
+        note = _distributed.skip_note()
+        if note is not None:
+            _note(config, "autolog: %s", note)
+        return original(model, *args, **kwargs)
     if config.exclusive and fluent.active_run() is not None:
         return original(model, *args, **kwargs)
     try:

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 
 from mltrail.errors import InvalidParameterValue
-from mltrail.tensorflow import _fit_info
+from mltrail.tensorflow import _distributed, _fit_info
 from mltrail.tensorflow._async_writer import AsyncWriter, AutologWarning, FailureReport
 
 _logger = logging.getLogger("mltrail.tensorflow")
@@ -114,6 +114,11 @@ class _SessionCallback(keras.callbacks.Callback, ABC):
     def _ensure_session(self, what: str) -> LoggingSession | None:
         """The session (opened now unless handed over); None, after a warning about `what`, when it cannot open."""
         if self._session is None:
+            if not _distributed.should_log():  # a non-chief process of a distributed job logs nothing
+                note = _distributed.skip_note()
+                if note is not None:
+                    _logger.info("%s: %s", type(self).__name__, note)
+                return None
             try:
                 self._session = self._new_session()
             except Exception as e:  # noqa: BLE001 - no run, no logging; training goes on
@@ -419,6 +424,8 @@ class MlflowModelCheckpointCallback(_SessionCallback):
         self._warned_monitor = False
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._active:  # no session (a non-chief process, or no run): nothing was set up
+            return
         self._epoch = epoch
         self._epoch_step_base = self._step
 

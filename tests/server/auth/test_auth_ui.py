@@ -318,6 +318,65 @@ def test_admin_manages_users_grants_roles_and_reads_the_audit_log(server):
     assert "user_delete" in actions and "grant" in actions
 
 
+def test_admin_edits_a_role_and_changes_a_permission_level(server):
+    b = signed_in(server, ADMIN[0])
+    name = f"editors{next(_names)}"
+    role = server.auth.create_role(name, description="first words")
+    perm = server.auth.add_role_permission(role.id, "experiment", "team-*", "READ")
+    other = server.auth.create_role(f"others{next(_names)}")
+    page = b.get(f"/admin/role?id={role.id}").text
+    assert 'id="role-edit"' in page and 'value="first words"' in page
+    assert f'data-role-permission-id="{perm.id}"' in page
+    renamed = b.form("/admin/roles", {"op": "update", "role_id": str(role.id), "name": name + "-x",
+                                      "description": "what editors may do"})
+    assert renamed.status_code == 200 and "Saved." in renamed.text and "what editors may do" in renamed.text
+    got = server.auth.get_role(role.id)
+    assert (got.name, got.description) == (name + "-x", "what editors may do")
+    # a name another role has, or none, is refused on the role's page, and nothing changes
+    taken = b.form("/admin/roles", {"op": "update", "role_id": str(role.id), "name": other.name, "description": ""})
+    assert taken.status_code == 400 and f"Role with name={other.name} already exists" in taken.text
+    empty = b.form("/admin/roles", {"op": "update", "role_id": str(role.id), "name": " ", "description": ""})
+    assert empty.status_code == 400 and "Missing value for &#39;name&#39;" in empty.text
+    assert server.auth.get_role(role.id).name == name + "-x"
+    cleared = b.form("/admin/roles", {"op": "update", "role_id": str(role.id), "name": name + "-x", "description": ""})
+    assert cleared.status_code == 200 and server.auth.get_role(role.id).description == ""
+    # the level of one of its permissions
+    changed = b.form("/admin/roles", {"op": "set_permission", "role_id": str(role.id),
+                                      "role_permission_id": str(perm.id), "permission": "EDIT"})
+    assert changed.status_code == 200 and "Saved." in changed.text
+    assert [p.permission for p in server.auth.get_role(role.id).permissions] == ["EDIT"]
+    assert re.search(r'<option value="EDIT" selected>EDIT</option>', changed.text)
+    bad = b.form("/admin/roles", {"op": "set_permission", "role_id": str(role.id),
+                                  "role_permission_id": str(perm.id), "permission": "OWNER"})
+    assert bad.status_code == 400 and "Invalid permission" in bad.text
+    # a permission of another role, posted from this role's page, is not this role's to change
+    stray = b.form("/admin/roles", {"op": "set_permission", "role_id": str(other.id),
+                                    "role_permission_id": str(perm.id), "permission": "MANAGE"})
+    assert stray.status_code == 404 and f"Role permission with id={perm.id} not found" in stray.text
+    assert [p.permission for p in server.auth.get_role(role.id).permissions] == ["EDIT"]
+    actions = re.findall(r"<td>([a-z_]+)</td>", b.get("/admin/audit").text)
+    assert "role_update" in actions and "role_grant" in actions
+
+
+def test_role_edits_need_a_csrf_token_and_an_admin(server):
+    role = server.auth.create_role(f"guarded{next(_names)}")
+    perm = server.auth.add_role_permission(role.id, "experiment", "*", "READ")
+    admin = signed_in(server, ADMIN[0])
+    update = {"op": "update", "role_id": str(role.id), "name": "hijacked", "description": ""}
+    level_ = {"op": "set_permission", "role_id": str(role.id), "role_permission_id": str(perm.id),
+              "permission": "MANAGE"}
+    for data in (update, level_):
+        assert admin.post("/admin/roles", data).status_code == 403  # no token
+        cross = admin.post("/admin/roles", {**data, "csrf_token": admin.token()},
+                           headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403 and "cross-site" in cross.json()["message"]
+    user = signed_in(server, new_user(server))
+    assert user.form("/admin/roles", update).status_code == 403
+    assert user.form("/admin/roles", level_).status_code == 403
+    got = server.auth.get_role(role.id)
+    assert got.name == role.name and [p.permission for p in got.permissions] == ["READ"]
+
+
 def test_admin_cannot_remove_themself(server):
     b = signed_in(server, ADMIN[0])
     resp = b.form("/admin/users", {"op": "set_admin", "username": ADMIN[0]})

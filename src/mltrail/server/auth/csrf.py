@@ -7,24 +7,29 @@ through the cookie must carry the session's CSRF nonce (the `X-CSRF-Token` heade
 the browser's own `Sec-Fetch-Site` header and by `Origin`. Requests that authenticate with an
 `Authorization` header (basic auth, tokens) need none of this: a browser never adds that header
 on its own. The login form has no session yet; it gets the cross-site check alone (so another
-site cannot sign a visitor in as someone else). The middleware also holds the sessions signed out
-in this process (`EndedSessions`), so a logged-out cookie, replayed, signs nobody in.
+site cannot sign a visitor in as someone else). The middleware also refuses the sessions signed out
+(`EndedSessions`, in the database), so a logged-out cookie, replayed to any replica, signs nobody in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import threading
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio.to_thread
 import orjson
+from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from mltrail.errors import PERMISSION_DENIED
 from mltrail.server.auth.middleware import in_networks, parse_networks
 from mltrail.server.auth.sessions import LIFETIME_S
+from mltrail.store.sql import engine as eng
+from mltrail.store.sql.replica_schema import auth_ended_sessions
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 HEADER = "x-csrf-token"
@@ -148,29 +153,45 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class EndedSessions:
-    """Sessions signed out in this process: a logout must end the session, not just drop the cookie.
+    """Sessions signed out: a logout must end the session, not just drop the cookie, on every replica.
 
     Session cookies are signed, not stored, so nothing else can revoke one before it expires; this
-    remembers the nonces of sessions ended here until their cookies would have expired anyway. (A
-    password change ends a user's sessions in every replica; this covers the replica that logged out.)
+    keeps the digests of ended sessions' nonces in the tracking database (`auth_ended_sessions`)
+    until their cookies would have expired anyway, so a logged-out cookie replayed to any replica
+    signs nobody in. (A password change ends a user's sessions everywhere by itself.)
     """
 
-    def __init__(self, lifetime_s: float = LIFETIME_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, lifetime_s: float = LIFETIME_S, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
         self.lifetime_s = lifetime_s
-        self.clock = clock
-        self._ended: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.clock = clock  # wall-clock seconds: the expiry is compared across replicas
 
     def end(self, nonce: str) -> None:
-        now = self.clock()
-        with self._lock:
-            if len(self._ended) > 10_000:  # drop the ones whose cookies expired meanwhile
-                self._ended = {k: t for k, t in self._ended.items() if t > now}
-            self._ended[nonce] = now + self.lifetime_s
+        """Record the session as ended (and forget those whose cookies have expired meanwhile)."""
+        now = int(self.clock() * 1000)
+        digest = _nonce_digest(nonce)
+        ended = auth_ended_sessions
+
+        def record(conn: Connection) -> None:
+            conn.execute(delete(ended).where(ended.c.expires_at <= now))
+            if conn.execute(select(ended.c.nonce_hash).where(ended.c.nonce_hash == digest)).first() is None:
+                conn.execute(insert(ended).values(nonce_hash=digest, expires_at=now + int(self.lifetime_s * 1000)))
+
+        try:
+            eng.run_write(self.engine, record)
+        except IntegrityError:  # the same session signed out at once through another replica: ended
+            pass
 
     def is_ended(self, nonce: str) -> bool:
-        until = self._ended.get(nonce)
-        return until is not None and until > self.clock()
+        """Whether the session with this nonce was signed out (a database read: call it off the event loop)."""
+        ended = auth_ended_sessions
+        with eng.read(self.engine) as conn:
+            found = conn.execute(select(ended.c.expires_at).where(ended.c.nonce_hash == _nonce_digest(nonce))).first()
+        return found is not None and int(found.expires_at) > int(self.clock() * 1000)
+
+
+def _nonce_digest(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def end_session(scope: Scope) -> None:
@@ -189,11 +210,12 @@ class CsrfMiddleware:
     the `sessions.Session` (holding the nonce) in `scope["state"]`.
     """
 
-    def __init__(self, app: Any, trusted_proxies: Iterable[str] = (), login_paths: Iterable[str] = ("/login",)) -> None:
+    def __init__(self, app: Any, engine: Engine, trusted_proxies: Iterable[str] = (),
+                 login_paths: Iterable[str] = ("/login",)) -> None:
         self.app = app
         self.trusted_proxies = list(trusted_proxies)
         self.login_paths = frozenset(login_paths)
-        self.ended = EndedSessions()
+        self.ended = EndedSessions(engine)  # in the tracking database: a logout holds on every replica
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -203,7 +225,7 @@ class CsrfMiddleware:
         state["auth_on"] = True  # the header offers "Log in" to anonymous visitors
         state[END_SESSION] = self.ended.end
         nonce = csrf_token_of(scope)
-        if nonce is not None and self.ended.is_ended(nonce):  # signed out: the cookie no longer signs in
+        if nonce is not None and await anyio.to_thread.run_sync(self.ended.is_ended, nonce):  # signed out
             state["identity"] = state["session"] = None
             nonce = None
         identity = state.get("identity")

@@ -163,6 +163,14 @@ RULES: dict[str, Rule] = {
     **api("GET", "/mlflow-artifacts/artifacts/{path:path}", experiment(_READ, "proxy_path")),
     **api("PUT", "/mlflow-artifacts/artifacts/{path:path}", experiment(_EDIT, "proxy_path")),
     **api("DELETE", "/mlflow-artifacts/artifacts/{path:path}", experiment(_MANAGE, "proxy_path")),
+    # -- P3 (#15): multipart uploads write like the proxy's PUT; a part needs no identity, for the upload
+    # id in its URL is the capability create handed a writer (as a presigned URL; MLflow's client sends
+    # parts without credentials), checked by the handler against the file it was made for
+    **{k: v for op in ("create", "complete", "abort") for k, v in {
+        **api("POST", f"/mlflow-artifacts/mpu/{op}", experiment(_EDIT, "proxy_path")),
+        **api("POST", f"/mlflow-artifacts/mpu/{op}/{{path:path}}", experiment(_EDIT, "proxy_path"))}.items()},
+    **api("PUT", "/mlflow-artifacts/mpu/part/{path:path}", PUBLIC),
+    **api("GET", "/mlflow-artifacts/presigned/{path:path}", experiment(_READ, "proxy_path")),
     # the model registry: everything by name, versions follow their model
     **api("POST", "/mlflow/registered-models/create", AUTHENTICATED.then(GRANT_CREATOR)),
     **api("GET", "/mlflow/registered-models/get", _rm_read),

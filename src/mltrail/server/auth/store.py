@@ -143,7 +143,7 @@ class AuthStore:
                  limiter: LoginLimiter | None = None) -> None:
         self.engine = engine
         self.hasher = password_hasher or PasswordHasher()  # argon2id, the library's recommended costs
-        self.limiter = limiter or LoginLimiter()
+        self.limiter = (limiter or LoginLimiter()).using(engine)  # failures counted in this database
         self._lock = threading.Lock()
         self._memo_key = pysecrets.token_bytes(32)  # digests in the memo mean nothing outside this process
         self._passwords: dict[str, _Remembered] = {}  # username -> the password last verified
@@ -296,7 +296,7 @@ class AuthStore:
         """The user if `password` is theirs, else None (audited). Too many failures from one place
         raise `ratelimit.TooManyAttempts` (429); `address` defaults to the current request's."""
         address = address if address is not None else current_actor()[1]
-        self.limiter.check(username, address)
+        pair_failures = self.limiter.check(username, address)
         try:
             check_username(username)  # a name no user can have (too long, NUL...) never reaches the database
         except InvalidParameterValue:
@@ -327,7 +327,8 @@ class AuthStore:
             self.limiter.failed(username, address)
             self.audit(username, "login_failed", username, address=address)
             return None
-        self.limiter.succeeded(username, address)
+        if pair_failures:  # nothing to clear otherwise: a good login writes nothing
+            self.limiter.succeeded(username, address)
         user = _user(row)
         with self._lock:
             clock = time.monotonic()

@@ -322,6 +322,13 @@ def admin_role_page(ui: Renderer, request: Request, form: Form | None = None, er
                    all_users=store.list_users(), error=error, notice=_notice(request))
 
 
+def _role_permission_of(store: AuthStore, role_id: int, permission_id: int) -> None:
+    """Refuse a role permission id that is not one of this role's (a form posted from another role's page)."""
+    role = store.get_role(role_id)
+    if all(p.id != permission_id for p in role.permissions):
+        raise ResourceDoesNotExist(f"Role permission with id={permission_id} not found in role {role.name!r}")
+
+
 def admin_roles_action(ui: Renderer, request: Request, form: Form) -> Response:
     store = _auth(ui)
     _admin(request)
@@ -333,7 +340,10 @@ def admin_roles_action(ui: Renderer, request: Request, form: Form) -> Response:
     if op == "delete":
         store.delete_role(role_id)
         return _redirect(request, "/admin", ok="role_deleted")
-    if op == "add_permission":
+    if op == "update":
+        # an empty description clears it; the name must stay (the store refuses an empty or taken one)
+        store.update_role(role_id, name=_field(form, "name", "a role name"), description=form.get("description", ""))
+    elif op == "add_permission":
         resource_type = _field(form, "resource_type", f"one of {', '.join(RESOURCE_TYPES)}")
         pattern = _field(form, "resource_pattern", "an id, a name or a pattern such as * or prod-*")
         permission = level(_field(form, "permission", f"one of {', '.join(LEVELS)}")).name
@@ -341,6 +351,11 @@ def admin_roles_action(ui: Renderer, request: Request, form: Form) -> Response:
     elif op == "remove_permission":
         permission_id = _int_field(form, "role_permission_id")
         store.remove_role_permission(permission_id)
+    elif op == "set_permission":
+        permission_id = _int_field(form, "role_permission_id")
+        permission = level(_field(form, "permission", f"one of {', '.join(LEVELS)}")).name
+        _role_permission_of(store, role_id, permission_id)
+        store.update_role_permission(permission_id, permission)
     elif op == "assign":
         username = _field(form, "username", "a username")
         store.assign_role(username, role_id)
@@ -349,8 +364,8 @@ def admin_roles_action(ui: Renderer, request: Request, form: Form) -> Response:
         store.unassign_role(username, role_id)
     else:
         raise InvalidParameterValue(
-            f"Unknown role action {op!r}: expected create, delete, add_permission, remove_permission, assign "
-            "or unassign.")
+            f"Unknown role action {op!r}: expected create, update, delete, add_permission, set_permission, "
+            "remove_permission, assign or unassign.")
     return _redirect(request, "/admin/role", id=str(role_id), ok="updated")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 VALIDATION_PREFIXES = ("val_", "validation_")
 
@@ -36,6 +38,23 @@ def train_key(key: str) -> str | None:
     return None
 
 
+def group_of(key: str) -> str:
+    """The group a metric's chart goes in: its first `/` segment (`batch/loss` -> `batch`), "" for none."""
+    return key.split("/", 1)[0] if "/" in key else ""
+
+
+def placement(key: str, shown: Iterable[str]) -> dict[str, Any]:
+    """Where a metric that appears while a page is open goes, as `group_metrics` would have put it.
+
+    `{"group": its section, "validates": the metric whose chart it joins as a validation line, or
+    None, "validated_by": the shown metrics that validate it (their charts become its chart)}`.
+    The page decides: only a chart whose own metric is `validates` takes the line (`val_val_loss`
+    stays apart when `val_loss` is itself a line on `loss`'s chart, as on the rendered page).
+    """
+    return {"group": group_of(key), "validates": train_key(key),
+            "validated_by": sorted(k for k in shown if train_key(k) == key)}
+
+
 def group_metrics(keys: list[str]) -> list[MetricGroup]:
     """Ungrouped charts first, then one group per first segment in alphabetical order.
 
@@ -55,6 +74,6 @@ def group_metrics(keys: list[str]) -> list[MetricGroup]:
             charts[key] = ChartSpec(key)
     groups: dict[str, MetricGroup] = {}
     for key, spec in sorted(charts.items()):
-        name = key.split("/", 1)[0] if "/" in key else ""
+        name = group_of(key)
         groups.setdefault(name, MetricGroup(name)).charts.append(spec)
     return sorted(groups.values(), key=lambda g: (g.name != "", g.name))

@@ -2,8 +2,10 @@
 
 The store samples (`get_metric_series_sampled`: per step bucket the minimum and maximum point,
 plus the first and last, so spikes survive; SQLite does it inside the database and caches
-recent samples). This module sets the limits of a request and writes the JSON: series as
-columns (steps, values, timestamps), non-finite values as null.
+recent samples, each checked against the database on every request, PostgreSQL caches nothing).
+So any replica of the server draws a point logged through another in its next chart. This module
+sets the limits of a request and writes the JSON: series as columns (steps, values, timestamps),
+non-finite values as null.
 """
 
 from __future__ import annotations

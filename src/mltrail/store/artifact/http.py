@@ -1,6 +1,9 @@
 """Artifacts through a tracking server's proxy (`/api/2.0/mlflow-artifacts/artifacts/<path>`), so a
 client needs no storage credentials: uploads and downloads stream, directories go file by file
-on a few threads.
+on a few threads. Large files go up in parts through MLflow's multipart endpoints when the
+server offers them (its server-info says so, or `MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD` forces
+it), a failed part sent again alone; downloads come straight from the store when the server hands
+out presigned URLs. Transfers of a few MB or more show a progress bar (`mltrail._progress`).
 
 Root URIs: `http(s)://host/api/2.0/mlflow-artifacts/artifacts/<path>`, `mlflow-artifacts:/<path>`
 (resolved against the tracking URI in force, which must be a server) or
@@ -15,12 +18,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mltrail._paths import safe_relpath
+from mltrail._progress import ProgressBar
 from mltrail.entities import FileInfo
-from mltrail.errors import INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, InvalidParameterValue, MltrailException
+from mltrail.errors import (
+    INTERNAL_ERROR,
+    NOT_IMPLEMENTED,
+    TEMPORARILY_UNAVAILABLE,
+    InvalidParameterValue,
+    MltrailException,
+)
+from mltrail.store.artifact import http_multipart as mp
 from mltrail.store.artifact.base import ArtifactRepository
 from mltrail.uri_forms import PROXY_HTTP_ANCHOR, parse_artifact_uri
 
 ANCHOR = PROXY_HTTP_ANCHOR
+MPU = "/api/2.0/mlflow-artifacts/mpu"
+PRESIGNED = "/api/2.0/mlflow-artifacts/presigned"
+SERVER_INFO = "/api/3.0/mlflow/server-info"
 _CHUNK = 1024 * 1024
 _UPLOAD_THREADS = 4
 
@@ -53,6 +67,22 @@ class HttpArtifactRepository(ArtifactRepository):
 
         self.base, self.root = split_proxy_uri(root_uri)
         self.http = HttpClient(self.base)
+        self._capabilities: dict[str, Any] | None = None
+
+    def _server_offers(self, flag: str, env: str) -> bool:
+        """Whether to use a transfer the server may offer: `env` (MLflow's variable) when set, else
+        the server-info flag (read once; a server without server-info offers nothing)."""
+        forced = os.environ.get(env, "").strip().lower()
+        if forced:
+            return forced in ("1", "true", "yes", "on")
+        if self._capabilities is None:
+            import orjson
+
+            try:
+                self._capabilities = dict(orjson.loads(self.http.request("GET", SERVER_INFO, retries=1).content))
+            except (MltrailException, ValueError):
+                self._capabilities = {}
+        return bool(self._capabilities.get(flag, False))
 
     def _full(self, path: str | None) -> str:
         return "/".join(p for p in (self.root, safe_relpath(path)) if p)
@@ -66,15 +96,57 @@ class HttpArtifactRepository(ArtifactRepository):
     # ------------------------------------------------------------------ writing
     def _put_file(self, local_file: str, path: str) -> None:
         url = self._url_path(path)
-        for attempt in range(3):
+        size = os.path.getsize(local_file)
+        if size >= mp.env_bytes(mp.MIN_FILE_SIZE_ENV, mp.DEFAULT_MIN_FILE_SIZE) and self._server_offers(
+                "multipart_uploads_enabled", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"):
             try:
-                with open(local_file, "rb") as fh:
-                    self.http.request("PUT", url, data=fh, headers={"Content-Type": "application/octet-stream"},
-                                      retries=0)
+                self._put_multipart(local_file, path, size)
                 return
             except MltrailException as e:
-                if e.error_code not in (TEMPORARILY_UNAVAILABLE, INTERNAL_ERROR) or attempt == 2:
+                if e.error_code != NOT_IMPLEMENTED:  # a server whose destination takes no parts: one PUT
                     raise
+        for attempt in range(3):
+            with ProgressBar(size, f"Uploading {path}") as bar:
+                body = mp.FileSlice(local_file, 0, size, bar)
+                try:
+                    self.http.request("PUT", url, data=body, headers={"Content-Type": "application/octet-stream"},
+                                      retries=0)
+                    return
+                except MltrailException as e:
+                    if e.error_code not in (TEMPORARILY_UNAVAILABLE, INTERNAL_ERROR) or attempt == 2:
+                        raise
+                finally:
+                    body.close()
+
+    def _mpu_call(self, op: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST `/mpu/<op>/<directory of path>` with MLflow's body (`path` naming the file)."""
+        import orjson
+
+        directory, _, name = self._full(path).rpartition("/")
+        endpoint = f"{MPU}/{op}/{_quote(directory)}" if directory else f"{MPU}/{op}"
+        resp = self.http.request("POST", endpoint, body=orjson.dumps({"path": name, **payload}))
+        return dict(orjson.loads(resp.content)) if resp.content else {}
+
+    def _put_multipart(self, local_file: str, path: str, size: int) -> None:
+        chunk = mp.env_bytes(mp.CHUNK_SIZE_ENV, mp.DEFAULT_CHUNK_SIZE)
+        num_parts = max((size + chunk - 1) // chunk, 1)
+        created = self._mpu_call("create", path, {"num_parts": num_parts})
+        upload_id = str(created.get("upload_id", ""))
+        creds = [mp.PartCredential(str(c["url"]), int(c["part_number"]), dict(c.get("headers") or {}))
+                 for c in created.get("credentials", [])]
+        try:
+            if len(creds) != num_parts:
+                raise MltrailException(f"The server handed out {len(creds)} part URLs for {num_parts} parts.")
+            with ProgressBar(size, f"Uploading {path}") as bar:
+                etags = mp.put_parts(creds, local_file, chunk, bar, mp.tls_verify())
+            parts = [{"part_number": n, "etag": etag} for n, etag in etags]
+            self._mpu_call("complete", path, {"upload_id": upload_id, "parts": parts})
+        except BaseException:
+            try:
+                self._mpu_call("abort", path, {"upload_id": upload_id})
+            except MltrailException:
+                pass  # the first error is the one to tell; a local destination drops stale uploads itself
+            raise
 
     def _put_many(self, pairs: list[tuple[str, str]]) -> None:
         if len(pairs) <= 1:
@@ -137,14 +209,40 @@ class HttpArtifactRepository(ArtifactRepository):
     def read_bytes(self, path: str) -> bytes:
         return self.http.request("GET", self._url_path(path)).content
 
+    def _open_download(self, remote_path: str) -> Any:
+        """The streamed response of a file: from the store through a presigned URL when the server
+        hands them out, else through the proxy."""
+        if self._server_offers("multipart_downloads_enabled", "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"):
+            import orjson
+
+            try:
+                found = orjson.loads(self.http.request("GET", f"{PRESIGNED}/{_quote(self._full(remote_path))}").content)
+            except MltrailException as e:
+                if e.error_code != NOT_IMPLEMENTED:
+                    raise
+            else:
+                import requests
+
+                resp = requests.get(str(found["url"]), headers=found.get("headers") or {}, stream=True, timeout=300,
+                                    verify=mp.tls_verify())
+                if resp.status_code != 200:
+                    resp.close()
+                    raise MltrailException(f"Could not read {remote_path!r} from its presigned URL: HTTP "
+                                           f"{resp.status_code}.", TEMPORARILY_UNAVAILABLE)
+                return resp
+        return self.http.request("GET", self._url_path(remote_path), stream=True)
+
     def download_file(self, remote_path: str, local_path: str) -> None:
+        """Stream one file to `local_path` (via a temp file beside it, renamed when complete)."""
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
-        resp: Any = self.http.request("GET", self._url_path(remote_path), stream=True)
+        resp: Any = self._open_download(remote_path)
         tmp = f"{local_path}.part-{os.getpid()}"
+        size = int(resp.headers.get("Content-Length") or 0)
         try:
-            with open(tmp, "wb") as fh:
+            with open(tmp, "wb") as fh, ProgressBar(size, f"Downloading {remote_path}") as bar:
                 for chunk in resp.iter_content(chunk_size=_CHUNK):
                     fh.write(chunk)
+                    bar.update(len(chunk))
             os.replace(tmp, local_path)
         finally:
             resp.close()

@@ -23,12 +23,13 @@ from typing import Any
 from mltrail._paths import safe_relpath
 from mltrail.entities import FileInfo
 from mltrail.errors import InvalidParameterValue, MltrailException, ResourceDoesNotExist
-from mltrail.store.artifact.base import ArtifactRepository
+from mltrail.store.artifact.base import ArtifactRepository, PresignedDownload, UploadedPart
 
 _logger = logging.getLogger(__name__)
 
 # Parallel transfers for trees of files; boto3 clients are thread-safe.
 _MAX_WORKERS = 8
+_CHUNK = 1024 * 1024
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -296,3 +297,84 @@ class S3ArtifactRepository(ArtifactRepository):
         os.makedirs(local_root, exist_ok=True)
         self._map(lambda item: self.download_file(item[1], os.path.join(dst_path, *item[1].split("/"))), files)
         return local_root
+
+    # ------------------------------------------------------------------ large files
+
+    def _missing_as_404(self, err: Exception, path: str) -> Exception:
+        if _is_missing(err):
+            return ResourceDoesNotExist(f"No artifact at {path!r} under {self.root_uri}.")
+        return err
+
+    def file_size(self, path: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(path))
+        except ClientError as e:
+            raise self._missing_as_404(e, path) from None
+        return int(head["ContentLength"])
+
+    def iter_bytes(self, path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """A ranged GET of the object, read in 1 MiB chunks as the caller consumes them."""
+        from botocore.exceptions import ClientError
+
+        extra = {} if start == 0 and end is None else {"Range": f"bytes={start}-{'' if end is None else end}"}
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(path), **extra)
+        except ClientError as e:
+            raise self._missing_as_404(e, path) from None
+        body = resp["Body"]
+        try:
+            yield from body.iter_chunks(_CHUNK)
+        finally:
+            body.close()
+
+    def _file_key(self, path: str) -> str:
+        rel = safe_relpath(path)
+        if not rel:
+            raise InvalidParameterValue("A multipart upload needs a file path, not the artifact root.")
+        return self._key(rel)
+
+    def create_multipart_upload(self, path: str) -> str:
+        resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._file_key(path),
+                                                   **(self._upload_extra_args() or {}))
+        return str(resp["UploadId"])
+
+    def upload_part(self, path: str, upload_id: str, part_number: int, local_file: str) -> str:
+        from botocore.exceptions import ClientError
+
+        try:
+            with open(local_file, "rb") as fh:
+                resp = self.client.upload_part(Bucket=self.bucket, Key=self._file_key(path), UploadId=upload_id,
+                                               PartNumber=part_number, Body=fh)
+        except ClientError as e:
+            if str(getattr(e, "response", {}).get("Error", {}).get("Code", "")) == "NoSuchUpload":
+                raise ResourceDoesNotExist(f"No multipart upload {upload_id!r} for {path!r} under "
+                                           f"{self.root_uri} (it was completed, aborted, or never created).") from None
+            raise
+        return str(resp["ETag"])
+
+    def complete_multipart_upload(self, path: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        listed = [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._file_key(path), UploadId=upload_id,
+                                              MultipartUpload={"Parts": listed})
+
+    def abort_multipart_upload(self, path: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._file_key(path), UploadId=upload_id)
+
+    def presigned_part_urls(self, path: str, upload_id: str, num_parts: int, expires_s: int) -> list[str]:
+        key = self._file_key(path)
+        return [self.client.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
+            ExpiresIn=expires_s) for n in range(1, num_parts + 1)]
+
+    def presigned_download(self, path: str, expires_s: int) -> PresignedDownload:
+        size = self.file_size(path)
+        name = safe_relpath(path).rsplit("/", 1)[-1]
+        quoted = urllib.parse.quote(name, safe="")
+        url = self.client.generate_presigned_url(
+            "get_object", ExpiresIn=expires_s,
+            Params={"Bucket": self.bucket, "Key": self._key(path),
+                    # a browser following the URL saves the file under its own name, as MLflow asks S3 to
+                    "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quoted}"})
+        return PresignedDownload(url=url, headers={}, file_size=size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -100,35 +101,49 @@ def read(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+# The key of PostgreSQL's advisory lock that serialises schema changes (any 64-bit number agreed on
+# by every mltrail process: the first 8 bytes of sha256(b"mltrail schema migration")).
+MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"mltrail schema migration").digest()[:8], "big", signed=True)
+
+
 @contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """One process migrates at a time: a file lock for SQLite, an advisory lock for PostgreSQL."""
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the schema-change lock: other processes wait here until it ends.
+
+    SQLite: a file lock beside the database. PostgreSQL: a transaction-level advisory lock
+    (`pg_advisory_xact_lock`), taken on the very connection that migrates, so it is released by
+    the COMMIT (or by the server when the process dies), never left behind. Replicas starting
+    together on a new database queue here; the first migrates, the others then find the head.
+    """
     if engine.dialect.name == "sqlite":
         db = engine.url.database
         if not db or db == ":memory:":
-            yield
+            with engine.begin() as conn:
+                yield conn
             return
         with open(os.path.abspath(db) + ".migrate-lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
+                with engine.begin() as conn:
+                    yield conn
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-    else:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(727272)"))
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(727272)"))
-                conn.commit()
+        return
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield conn
+
+
+def _revision_on(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision_on(conn)
 
 
 def refuse_foreign_schema(engine: Engine) -> None:
@@ -150,7 +165,7 @@ def upgrade(engine: Engine) -> None:
     here = os.path.join(os.path.dirname(__file__), "migrations")
     cfg = Config()
     cfg.set_main_option("script_location", here)
-    with _migration_lock(engine), engine.begin() as conn:
+    with _migration_lock(engine) as conn:  # a process that waited here finds the head: Alembic does nothing
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -169,6 +184,12 @@ def ensure_schema(engine: Engine) -> None:
     refuse_foreign_schema(engine)
     if engine.dialect.name == "sqlite" or rev is None:
         upgrade(engine)
+        return
+    # An older revision: `mltrail db upgrade` (or another replica's first start) may be migrating it
+    # right now. Wait for that migration to end, then look again.
+    with _migration_lock(engine) as conn:
+        rev = _revision_on(conn)
+    if rev == HEAD:
         return
     raise MltrailException(
         f"The database schema is at revision {rev!r}, this mltrail expects {HEAD!r}. "

@@ -9,7 +9,9 @@ digits), so a 10,000-point series costs two index range scans and a few hundred 
 instead of 10,000 Metric objects (the generic path: ~15x slower on a 100-run chart).
 
 Samples are cached per store: an entry is reused only while its series has no point newer (by
-row id, which only grows) than when it was sampled, and still ends with the same point.
+row id, which only grows) than when it was sampled, and still ends with the same point. The check
+reads the database on every request, so several server processes on one SQLite file (replicas)
+never serve each other stale samples: a point logged through one is in the next chart of any.
 
 `sample_like_mlflow` is the other sampling, MLflow's evenly spaced points for its
 `get-history-bulk-interval` endpoint (`store/downsample.py`'s `mlflow_sampled_positions` chooses
@@ -131,8 +133,10 @@ class SeriesSampler:
                     continue
                 cache_key = (run_id, key, max_points, lo, hi)
                 hit = self._cached(cache_key)
-                if hit is not None and hit.last == tuple(last) and (
-                        hit.max_id == max_id or conn.execute(_NEWER_SQL, {**args, "id": hit.max_id}).first() is None):
+                # valid while the series ends with the same point and has no row newer than the sample; a
+                # newest row older than then means rows were deleted (a run's), whose ids SQLite may reuse
+                if hit is not None and hit.last == tuple(last) and (hit.max_id == max_id or (
+                        max_id > hit.max_id and conn.execute(_NEWER_SQL, {**args, "id": hit.max_id}).first() is None)):
                     hit.max_id = max_id  # no point of this series was logged since: still valid
                     out.append(hit.points)
                     continue

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mltrail import _validation as v
 from mltrail._names import random_run_name
@@ -43,6 +44,7 @@ from mltrail.store.sql.fields import join_uri, now_ms, parse_experiment_id
 from mltrail.store.sql.logged_models import LoggedModelsMixin
 from mltrail.store.sql.registry import RegistryMixin
 from mltrail.store.sql.sampling import Point, SeriesSampler, sample_like_mlflow
+from mltrail.store.sql.sampling_pg import sample_series
 from mltrail.store.sql.search import SearchMixin
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -106,7 +108,10 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
                 conn.execute(text("SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'), "
                                   "GREATEST((SELECT MAX(experiment_id) FROM experiments), 1))"))
 
-        self._write(create)
+        try:
+            self._write(create)
+        except IntegrityError:  # a replica starting at the same moment made it first (PostgreSQL)
+            pass
 
     def create_experiment(self, name: str, artifact_location: str | None = None,
                           tags: dict[str, str] | None = None) -> str:
@@ -418,6 +423,9 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
         if self._sampler is not None:
             points = self._sampler.sample(self.engine, [run_id], metric_key, max_points, min_step, max_step)[0]
             return [Metric(metric_key, math.nan if v is None else v, ts, step) for step, ts, v in points]
+        if self.engine.dialect.name == "postgresql":  # sampled inside the database (sampling_pg.py)
+            points = sample_series(self.engine, [run_id], metric_key, max_points, min_step, max_step)[0]
+            return [Metric(metric_key, math.nan if v is None else v, ts, step) for step, ts, v in points]
         from mltrail.store.downsample import downsample
 
         m = t.metrics
@@ -438,6 +446,8 @@ class SqlTrackingStore(SearchMixin, LoggedModelsMixin, DatasetsMixin, RegistryMi
         the UI's charts, without a Metric object per point (and cached, on SQLite)."""
         if self._sampler is not None:
             return self._sampler.sample(self.engine, run_ids, metric_key, max_points, min_step, max_step)
+        if self.engine.dialect.name == "postgresql":
+            return sample_series(self.engine, run_ids, metric_key, max_points, min_step, max_step)
         return super().get_metric_series_sampled(run_ids, metric_key, max_points, min_step, max_step)
 
     def clear_sampled_series_cache(self) -> None:

@@ -6,7 +6,8 @@
 // goes back to the whole series.
 //
 // For live updates (and tests): window.mltrailCharts = {state, charts, renderedAt, extend(updates),
-// lastStep(run_id, key), addChart({key, label, urls})}.
+// lastStep(run_id, key), lastPoint(run_id, key), addChart({key, label, urls, group}),
+// addLine(chartKey, {key, label, urls, main})}.
 (function () {
   "use strict";
   var dataEl = document.getElementById("chart-data");
@@ -49,10 +50,16 @@
     })).then(function (all) { return [].concat.apply([], all); });
   }
 
+  // each series' line index from its key (addLine may put a line before the others)
+  function reindex(chart, series) {
+    (series || []).forEach(function (s) { s.line = lineOf(chart, s.key); });
+    return series;
+  }
+
   function fetchFull(chart) {
     if (!chart.full) chart.full = fetchLines(chart, function (line) { return line.urls; }).then(function (series) {
       performance.mark("mltrail:data:" + chart.index);
-      chart.series = series;
+      chart.series = reindex(chart, series);  // a line may have come first while these were on the way
       var queued = chart.pending;
       chart.pending = [];
       queued.forEach(function (u) { appendTo(chart, u); });  // live points that came while this was in flight
@@ -92,21 +99,40 @@
   // uPlot draws series over one shared x array: the union of every series' x values, each series
   // holding `undefined` where it has no point (uPlot joins its line across those and the cursor
   // finds the series' nearest point there), `null` where the logged value is not finite (a gap).
+  // A series may hold several points at one x (a run logging every value at step 0, MLflow's
+  // default step): that x appears as many times as the series with the most points there has, and
+  // each series fills its slots in its own order, so every point is drawn at its x, as MLflow does.
   function align(columns) {
-    var all = [];
-    columns.forEach(function (c) { for (var i = 0; i < c.x.length; i++) all.push(c.x[i]); });
-    all.sort(function (a, b) { return a - b; });
+    var need = new Map();
+    columns.forEach(function (c) {
+      var seen = new Map();
+      for (var i = 0; i < c.x.length; i++) {
+        var k = (seen.get(c.x[i]) || 0) + 1;
+        seen.set(c.x[i], k);
+        if ((need.get(c.x[i]) || 0) < k) need.set(c.x[i], k);
+      }
+    });
+    var values = Array.from(need.keys()).sort(function (a, b) { return a - b; });
     var x = [], at = new Map();
-    for (var i = 0; i < all.length; i++) {
-      if (i === 0 || all[i] !== all[i - 1]) { at.set(all[i], x.length); x.push(all[i]); }
-    }
+    values.forEach(function (v) {
+      at.set(v, x.length);
+      for (var k = need.get(v); k > 0; k--) x.push(v);
+    });
     var data = [x];
     columns.forEach(function (c) {
-      var y = new Array(x.length);
-      for (var j = 0; j < c.x.length; j++) y[at.get(c.x[j])] = c.y[j];
+      var y = new Array(x.length), used = new Map();
+      for (var j = 0; j < c.x.length; j++) {
+        var k = used.get(c.x[j]) || 0;
+        used.set(c.x[j], k + 1);
+        y[at.get(c.x[j]) + k] = c.y[j];
+      }
       data.push(y);
     });
     return data;
+  }
+
+  function hasRepeats(x) {
+    return new Set(x).size < x.length;
   }
 
   function lineColor(s) {
@@ -126,10 +152,12 @@
       if (state.logY) y = y.map(function (v) { return v !== null && v > 0 ? v : null; });
       var color = lineColor(s);
       var run = runs[s.run_id] || {name: s.run_id};
-      columns.push({x: xs(s), y: y});
-      opts.push({label: (s.label || run.name) + (raw ? " (raw)" : ""), stroke: raw ? faint(color) : color,
+      var line = chart.lines[s.line], x = xs(s);
+      columns.push({x: x, y: y});
+      // points where a line alone would hide them: a single point, or several at one x
+      opts.push({label: ((line && line.label) || run.name) + (raw ? " (raw)" : ""), stroke: raw ? faint(color) : color,
                  width: raw ? 1 : 1.5, raw: raw, run_id: s.run_id, key: s.key, spanGaps: false,
-                 points: {show: s.steps.length === 1}});
+                 points: {show: s.steps.length === 1 || hasRepeats(x)}});
       if (!raw) named++;
     }
     if (withRaw) series.forEach(function (s) { push(s, s.values, true); });
@@ -252,7 +280,7 @@
     }
     return fetchLines(chart, ranged).then(function (series) {
       if (ticket !== chart.zoomTicket || !chart.zoomRange) return;  // a newer zoom or a reset won
-      chart.zoomed = series;
+      chart.zoomed = reindex(chart, series);
       draw(chart, series);
     }).catch(function () { /* keep the coarse data */ });
   }
@@ -322,13 +350,18 @@
       s = {run_id: u.run_id, steps: [], timestamps: [], values: [], label: chart.lines[li].label, line: li, key: u.key};
       chart.series.push(s);
     }
-    var last = s.steps.length ? s.steps[s.steps.length - 1] : -Infinity, added = false;
+    // points come in (step, timestamp) order: one at or before the last drawn is drawn already
+    // (a poll may overlap the page's own fetch); a later one at the same step is new
+    var n = s.steps.length, added = false;
+    var lastStep = n ? s.steps[n - 1] : -Infinity, lastTime = n ? s.timestamps[n - 1] : -Infinity;
     for (var i = 0; i < u.steps.length; i++) {
-      if (u.steps[i] <= last) continue;  // already drawn (a poll may overlap the page's own fetch)
-      s.steps.push(u.steps[i]);
-      s.timestamps.push(u.timestamps[i]);
+      var step = u.steps[i], time = u.timestamps[i];
+      if (step < lastStep || (step === lastStep && time <= lastTime)) continue;
+      s.steps.push(step);
+      s.timestamps.push(time);
       s.values.push(u.values[i] === null || u.values[i] === undefined ? null : +u.values[i]);
-      last = u.steps[i];
+      lastStep = step;
+      lastTime = time;
       added = true;
     }
     return added;
@@ -349,36 +382,141 @@
     });
   }
 
-  function lastStep(runId, key) {
-    var best = -1;
+  // the last point drawn of one run's metric as [step, timestamp] (the live poll's mark), or null
+  function lastPoint(runId, key) {
+    var best = null;
     charts.forEach(function (chart) {
       var li = lineOf(chart, key);
       if (li < 0 || !chart.series) return;
       chart.series.forEach(function (s) {
-        if (s.run_id === runId && s.line === li && s.steps.length) best = Math.max(best, s.steps[s.steps.length - 1]);
+        var n = s.steps.length;
+        if (s.run_id !== runId || s.line !== li || !n) return;
+        var p = [s.steps[n - 1], s.timestamps[n - 1]];
+        if (!best || p[0] > best[0] || (p[0] === best[0] && p[1] > best[1])) best = p;
       });
     });
     return best;
   }
 
-  // a chart for a key that appeared after the page loaded, at the end of the last chart grid
-  function addChart(spec) {
-    var i = charts.length;
-    var grids = document.querySelectorAll("#charts .charts");
-    var grid = grids.length ? grids[grids.length - 1] : null;
-    if (!grid) {
-      var section = document.getElementById("charts");
-      if (!section) return null;
-      var empty = section.querySelector("p.muted");
-      if (empty) empty.remove();
-      grid = section.appendChild(el("div", {class: "charts"}));
+  function lastStep(runId, key) {
+    var p = lastPoint(runId, key);
+    return p ? p[0] : -1;
+  }
+
+  function chartOf(key) {
+    for (var i = 0; i < charts.length; i++) if (charts[i].key === key) return charts[i];
+    return null;
+  }
+
+  // A chart's section: with a `group` (the run page's layout: "" for ungrouped metrics, else the
+  // first `/` segment), that group's grid, made where the page would have rendered it; without
+  // one, the last grid (the compare page's single grid).
+  function gridFor(group) {
+    var section = document.getElementById("charts");
+    if (!section) return null;
+    var empty = section.querySelector(":scope > p.muted");
+    if (empty) empty.remove();
+    var groups = section.querySelectorAll(":scope > details.chart-group"), grid;
+    if (group === undefined || group === null) {
+      var grids = section.querySelectorAll(".charts");
+      return grids.length ? grids[grids.length - 1] : section.appendChild(el("div", {class: "charts"}));
     }
+    if (group === "") {  // ungrouped charts come first
+      grid = section.querySelector(":scope > .charts");
+      return grid || section.insertBefore(el("div", {class: "charts"}), groups.length ? groups[0] : null);
+    }
+    var box = null, next = null;
+    groups.forEach(function (d) {
+      var name = d.getAttribute("data-group");
+      if (name === group) box = d;
+      else if (!next && name > group) next = d;
+    });
+    if (!box) {
+      box = el("details", {class: "chart-group", open: true, "data-group": group},
+               el("summary", null, el("span", {class: "group-name"}, group), " ", el("span", {class: "muted small"}, "0")),
+               el("div", {class: "charts"}));
+      section.insertBefore(box, next);
+    }
+    return box.querySelector(".charts");
+  }
+
+  // a group's count in its summary: the metrics its charts draw
+  function recount(chart) {
+    var box = chart.div.closest("details.chart-group"), count = box && box.querySelector("summary .muted");
+    if (!count) return;
+    var n = 0;
+    charts.forEach(function (c) { if (box.contains(c.div)) n += c.lines.length; });
+    count.textContent = String(n);
+  }
+
+  // a chart for a key that appeared after the page loaded, in its group's grid (or the last grid)
+  function addChart(spec) {
+    if (chartOf(spec.key)) return chartOf(spec.key);
+    var grid = gridFor(spec.group);
+    if (!grid) return null;
+    var i = charts.length;
     var div = el("div", {class: "plot", "data-index": String(i)});
     grid.appendChild(el("div", {class: "chart", id: "chart-" + i, "data-index": String(i), "data-key": spec.key},
                         el("div", {class: "chart-title"}, spec.label || spec.key), div));
     var chart = makeChart({key: spec.key, urls: spec.urls, extra: spec.extra}, i, div);
     charts.push(chart);
+    recount(chart);
     watch(chart);
+    return chart;
+  }
+
+  // the run page's labels: with validation lines, the chart's own metric is "train", and one
+  // validation line is "validation" (several are named by their keys)
+  function labelLines(chart) {
+    if (chart.lines.length < 2) return;
+    chart.lines[0].label = "train";
+    for (var i = 1; i < chart.lines.length; i++) chart.lines[i].label = chart.lines.length === 2 ? "validation" : chart.lines[i].key;
+  }
+
+  function retitle(chart) {
+    var box = chart.div.parentNode, title = box && box.querySelector(".chart-title");
+    if (!title) return;
+    box.setAttribute("data-key", chart.key);
+    title.textContent = chart.key;
+    chart.lines.slice(1).forEach(function (line) {
+      title.appendChild(document.createTextNode(" "));
+      title.appendChild(el("span", {class: "muted"}, "· " + line.key));
+    });
+  }
+
+  // Another metric drawn on the chart of `chartKey`: a validation metric that appeared after the
+  // page loaded joins its train metric's chart; with `main`, the metric becomes the chart's own
+  // (a train metric that appeared after its validation metric had a chart). Its points come from
+  // its own requests, after whatever the chart is fetching already.
+  function addLine(chartKey, spec) {
+    var chart = chartOf(chartKey);
+    if (!chart) return null;
+    if (lineOf(chart, spec.key) >= 0) return chart;
+    var line = {key: spec.key, label: spec.label || null, urls: spec.urls};
+    if (spec.main) {
+      chart.lines.unshift(line);
+      reindex(chart, chart.series);
+      reindex(chart, chart.zoomed);
+      chart.key = spec.key;
+      chart.urls = spec.urls;
+    } else {
+      chart.lines.push(line);
+    }
+    labelLines(chart);
+    retitle(chart);
+    recount(chart);
+    if (!chart.full) return chart;  // not fetched yet: its first fetch brings every line
+    line.loading = true;  // the live poll leaves it alone until its points are here
+    chart.full = chart.full.then(function () {
+      return Promise.all(line.urls.map(getJSON)).then(merge);
+    }).then(function (series) {
+      series.forEach(function (s) { s.key = line.key; chart.series.push(s); });
+      reindex(chart, chart.series);
+      line.loading = false;
+      if (chart.plot && !chart.zoomed) draw(chart, chart.series);
+      return chart.series;
+    });
+    if (chart.plot && !chart.zoomed) draw(chart, chart.series);  // new labels and colours at once
     return chart;
   }
 
@@ -452,5 +590,5 @@
   parcoords();
 
   window.mltrailCharts = {state: state, charts: charts, renderedAt: renderedAt, extend: extend,
-                          lastStep: lastStep, addChart: addChart};
+                          lastStep: lastStep, lastPoint: lastPoint, addChart: addChart, addLine: addLine};
 })();

@@ -2,7 +2,10 @@
 //
 // While a shown run is RUNNING, one request to /ui/api/live every second brings, for the running
 // runs: status, times, latest metric values, metric keys new to the page and, per charted metric,
-// the points after the last step the chart has drawn (appended with mltrailCharts.extend). The
+// the points after the last point the chart has drawn, by (step, timestamp), so a run logging every
+// value at one step grows too (appended with mltrailCharts.extend). A new metric gets a chart in its
+// group's section, or joins its train metric's chart as the validation line, as the server-rendered
+// run page would have drawn it (mltrailCharts.addChart, addLine). The
 // duration ticks every second between polls. A run that finishes gets one last answer (its last
 // points and its FINISHED status) and is no longer asked about; with nothing running there are no
 // timers and no requests. "Pause" stops the requests (and the ticking) until "Resume"; a hidden tab
@@ -18,6 +21,8 @@
   var POLL_MS = 1000;
   var MAX_URL = 8000;  // a longer query is split over several requests (many running runs on one page)
   var BIG = Number.MIN_SAFE_INTEGER;  // "since" for a loaded chart without a point of this run yet
+  // the run page groups its charts (by prefix, validation with train); the compare page does not
+  var grouped = !!document.querySelector('#charts[data-chart-layout="grouped"]');
   var brand = document.querySelector("header.top .brand");
   var base = brand ? brand.getAttribute("href").replace(/\/$/, "") : "";
   var dataEl = document.getElementById("chart-data");
@@ -134,15 +139,15 @@
   // ---- charts
   function chartApi() { return window.mltrailCharts && window.mltrailCharts.extend ? window.mltrailCharts : null; }
 
-  // per running run, per metric key the page charts: the last step drawn, or null while its chart
-  // has not loaded (its own fetch will bring every point)
+  // per running run, per metric key the page charts: the last point drawn as [step, timestamp], or
+  // null while its chart (or line) has not loaded (its own fetch will bring every point)
   function sinceFor(ids) {
     var api = chartApi();
     if (!api) return null;
     var loaded = {};
     api.charts.forEach(function (chart) {
       chart.lines.forEach(function (line) {
-        loaded[line.key] = loaded[line.key] || !!chart.series;
+        loaded[line.key] = loaded[line.key] || (!!chart.series && !line.loading);
       });
     });
     var since = {};
@@ -150,8 +155,7 @@
       var keys = {};
       Object.keys(loaded).forEach(function (k) {
         if (!loaded[k]) { keys[k] = null; return; }
-        var step = api.lastStep(id, k);
-        keys[k] = step < 0 ? BIG : step;
+        keys[k] = api.lastPoint(id, k) || BIG;
       });
       since[id] = keys;
     });
@@ -163,18 +167,42 @@
     return [base + "/ui/api/metrics?" + new URLSearchParams({key: key, max_points: n, run_ids: ids.join(",")})];
   }
 
+  function hasChart(api, key) {
+    return api.charts.some(function (c) { return c.key === key; });
+  }
+
+  // where a new metric goes on the run page (the server says with `placement`, from the rule that
+  // laid out the page): onto the chart of the metric it validates, or the chart of a metric that
+  // validates it becomes its chart, else a chart of its own in its group's section
+  function place(api, key, where, urls) {
+    if (!grouped || !where) { api.addChart({key: key, label: key, urls: urls}); return; }
+    if (where.validates && hasChart(api, where.validates)) {
+      api.addLine(where.validates, {key: key, urls: urls});
+      return;
+    }
+    var by = (where.validated_by || []).filter(function (v) { return hasChart(api, v); })[0];
+    if (by) api.addLine(by, {key: key, urls: urls, main: true});
+    else api.addChart({key: key, label: key, urls: urls, group: where.group || ""});
+  }
+
   function showCharts(answer) {
     var api = chartApi();
     if (!api) return;
-    var updates = [], added = {};
+    var updates = [], added = {}, where = {};
     answer.runs.forEach(function (r) {
       (r.series || []).forEach(function (s) {
         if (s.steps.length) updates.push({run_id: r.run_id, key: s.key, steps: s.steps, timestamps: s.timestamps, values: s.values});
       });
       (r.new_keys || []).forEach(function (k) { (added[k] = added[k] || []).push(r.run_id); });
+      Object.keys(r.placement || {}).forEach(function (k) { where[k] = r.placement[k]; });
     });
     if (updates.length) api.extend(updates);
-    Object.keys(added).sort().forEach(function (k) { api.addChart({key: k, label: k, urls: metricUrls(k, added[k])}); });
+    // a pair new in one answer shares one chart: train metrics first (`val_xent` sorts before `xent`)
+    var keys = Object.keys(added).sort();
+    var validation = keys.filter(function (k) { return where[k] && where[k].validates && added[where[k].validates]; });
+    keys.filter(function (k) { return validation.indexOf(k) < 0; }).concat(validation).forEach(function (k) {
+      place(api, k, where[k], metricUrls(k, added[k]));
+    });
   }
 
   // ---- polling
