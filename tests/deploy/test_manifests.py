@@ -15,7 +15,6 @@ import yaml
 from stack import NGINX_CONF, UPSTREAMS_FILE, Nginx, find_nginx
 
 from mltrail.cli import main as mltrail_cli
-from mltrail.server.cli import uvicorn_options
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -101,7 +100,9 @@ def test_compose_replicas_match_the_nginx_upstreams_and_limits(compose):
     assert upstreams == [f"replica:{port}"]
     assert services["replica"]["expose"] == [port]
     assert _bytes(_option(replica, "--max-artifact-size")) == _bytes(_nginx_directive("client_max_body_size"))
-    assert uvicorn_options(_option(replica, "--uvicorn-opts")) == {"proxy_headers": True, "forwarded_allow_ips": "*"}
+    # X-Forwarded-* believed from the private networks only (never uvicorn's --forwarded-allow-ips *)
+    assert _option(replica, "--trusted-proxies").split(",") == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    assert "--uvicorn-opts" not in replica
     # --auth is switched by MLTRAIL_AUTH_FLAG; both values parse, and the default is off
     assert replica[-1] == "${MLTRAIL_AUTH_FLAG:---no-auth}"
     for flag, auth in (("--no-auth", False), ("--auth", True)):
@@ -179,7 +180,7 @@ def test_deployment_probes_ports_and_command(k8s):
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
     assert params["host"] == "0.0.0.0"
-    assert uvicorn_options(params["uvicorn_opts"]) == {"proxy_headers": True, "forwarded_allow_ips": "*"}
+    assert params["trusted_proxies"] and not params["uvicorn_opts"]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     refs = {next(iter(r.values()))["name"] for r in container["envFrom"]}
     assert refs == {k8s["ConfigMap"]["metadata"]["name"], k8s["Secret"]["metadata"]["name"]}
