@@ -59,7 +59,6 @@ EXCLUDED_NAMES: dict[str, str] = {
     "mlflow.models.ModelConfig": "GenAI development config for models from code with YAML configs",
     "mlflow.models.Resource": "Databricks resources a GenAI model depends on",
     "mlflow.models.ResourceType": "Databricks resources a GenAI model depends on",
-    "mlflow.models.build_docker": "builds a Docker image with MLflow's own server inside",
     "mlflow.tensorflow.download_checkpoint_artifact": "MLflow's internal checkpoint helper",
 }
 
