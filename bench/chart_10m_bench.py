@@ -6,7 +6,10 @@ usage: python bench/chart_10m_bench.py [--points 10000000] [--backend sqlite|pos
 The series (a noisy decay with rare spikes) is bulk-inserted into the store's `metrics` table:
 by executemany straight to the driver on SQLite (the embedded default), generated inside the
 database (generate_series) on PostgreSQL, which without `--uri` is a throwaway server
-(tests/pg_server.py). The server is the real tracking server (`create_app`) on uvicorn in this
+(tests/pg_server.py). That bypasses the store's writer, so the run's block summaries (which
+`log_batch` keeps as it writes, see store/sql/metric_blocks.py) are then built from the points,
+as migration 0006 builds them for points stored before it (the time it takes on stderr).
+The server is the real tracking server (`create_app`) on uvicorn in this
 process; Chromium (/usr/bin/chromium) is driven by Playwright as in ui_bench.py. Each try opens
 the run's page in a fresh browser context with the server's sample cache emptied ("cold"), then
 opens it again ("warm"); the figure is the time from the start of the navigation to the metric's
@@ -69,9 +72,16 @@ def populate(store: Any, exp_id: str, n: int) -> str:
         conn.execute(t.latest_metrics.insert(), [{"run_uuid": run_id, "key": KEY, "value": 0.0, "timestamp": now + n,
                                                  "step": n - 1, "is_nan": False}])
     store.update_run_info(run_id, "FINISHED", now + n, None)
+    from mltrail.store.sql import metric_blocks
+
+    t0 = time.perf_counter()
+    with store.engine.begin() as conn:
+        metric_blocks.rebuild(conn, [run_id])
+    print(f"# blocks built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if store.engine.dialect.name == "postgresql":
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE metrics")
+            conn.exec_driver_sql("VACUUM ANALYZE metric_blocks")
     return run_id
 
 

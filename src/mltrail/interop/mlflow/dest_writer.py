@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from mltrail.store.sql import registry_schema as r
 from mltrail.store.sql import schema as t
+from mltrail.store.sql.metric_blocks import BlockWriter
 
 # Tag on a run (and on a logged model) written by an import that has not finished yet.
 PENDING_TAG = "mltrail.importPending"
@@ -54,6 +55,17 @@ def normalise_rows(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, A
     names = {c.name for c in table.columns}
     keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k in names]
     return [{k: row.get(k) for k in keys} for row in rows]
+
+
+def _add_to_blocks(cur: Any, paramstyle: str, rows: list[dict[str, Any]]) -> None:
+    """Count the points into their runs' chart summaries (store/sql/metric_blocks.py), in their transaction."""
+    by_run: dict[str, list[tuple[str, int, int, float, bool]]] = {}
+    for row in rows:
+        by_run.setdefault(row["run_uuid"], []).append(
+            (row["key"], row["step"], row["timestamp"], row["value"], bool(row.get("is_nan", False))))
+    writer = BlockWriter(paramstyle)
+    for run_id, points in by_run.items():
+        writer.add(cur, run_id, points)
 
 
 class DestWriter:
@@ -101,10 +113,12 @@ class DestWriter:
                     self._skip_row_checks(cur)
                     with cur.copy(_COPY_METRICS) as copy:
                         copy.write(data)
+                    _add_to_blocks(cur, "format", rows)
             else:
                 cur = raw.cursor()
                 cur.execute("BEGIN IMMEDIATE")  # wait for the write lock up front (see store/sql/engine.py)
                 self._insert_sqlite(cur, rows)
+                _add_to_blocks(cur, "qmark", rows)
             raw.commit()
         except BaseException:
             raw.rollback()

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from mltrail.errors import InvalidParameterValue, InvalidState, ResourceDoesNotExist
 from mltrail.store.sql.db_errors import WriteRetry, is_disconnect
+from mltrail.store.sql.metric_blocks import BlockWriter
 
 T = TypeVar("T")
 
@@ -70,6 +71,7 @@ class BatchWriter:
         self._qmark = style == "qmark"
         self.sql = {k: self._adapt(s) for k, s in _SQL.items()}
         self._insert_metrics: dict[int, str] = {}
+        self._blocks = BlockWriter(style)
 
     def _adapt(self, sql: str) -> str:
         return sql if self._qmark else sql.replace("?", "%s")
@@ -172,6 +174,7 @@ class BatchWriter:
                 cur.execute(sql["run_rename"], (tag_map["mlflow.runName"], run_id))
             if metric_rows:
                 self._insert_metric_rows(cur, run_id, metric_rows)
+                self._blocks.add(cur, run_id, (r[:5] for r in metric_rows))  # the charts' summaries
                 newest: dict[str, tuple] = {}
                 for r in metric_rows:  # per key, the point with the highest (step, timestamp)
                     cur_best = newest.get(r[0])

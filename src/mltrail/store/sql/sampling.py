@@ -7,6 +7,8 @@ One correlated subquery per bucket walks the `(run_uuid, key, step)` index and r
 ids of the two chosen points, whose rows are then read whole (values keep all 17 significant
 digits), so a 10,000-point series costs two index range scans and a few hundred Python objects
 instead of 10,000 Metric objects (the generic path: ~15x slower on a 100-run chart).
+A huge series (10,000,000 points: 0.2 s instead of 3 s) is sampled from its block summaries
+instead, the same points (`metric_blocks.py`).
 
 Samples are cached per store: an entry is reused only while its series has no point newer (by
 row id, which only grows) than when it was sampled, and still ends with the same point. The check
@@ -36,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from mltrail.store.downsample import mlflow_sampled_positions
 from mltrail.store.sql import schema as t
+from mltrail.store.sql.metric_blocks import sample_with_blocks
 
 # (step, timestamp, value); value None for NaN
 Point = tuple[int, int, float | None]
@@ -153,6 +156,9 @@ def _sample_one(conn: Any, args: dict[str, Any], max_points: int, last: Any) -> 
     n = conn.execute(_COUNT_SQL, {**args, "cap": max_points + 1}).scalar()
     if n <= max_points:
         return [_point(r) for r in conn.execute(_ALL_SQL, args)]
+    from_blocks = sample_with_blocks(conn, args["run"], args["key"], args["lo"], args["hi"], max_points)
+    if from_blocks is not None:  # a huge series: its block summaries, not its points (metric_blocks.py)
+        return from_blocks
     first = conn.execute(_FIRST_SQL, args).one()
     chosen = {int(first[4]), int(last[4])}
     nb = max((max_points - 2) // 2, 1)

@@ -1,3 +1,3 @@
 """Alembic migrations for the SQL stores. `HEAD` must name the newest revision (a test checks it)."""
 
-HEAD = "0005"
+HEAD = "0006"
