@@ -117,6 +117,20 @@ def test_hover_shows_the_value_of_every_series(page, site):
 
 
 @pytest.mark.browser
+def test_a_chart_waits_for_a_slow_chart_library(page, site):
+    """uPlot is a deferred script after charts.js: when the chart's data arrives first, the chart waits
+    for the library (readyState is already "interactive" while deferred scripts run)."""
+    def slow(route):
+        page.wait_for_timeout(1500)
+        route.continue_()
+
+    page.route("**/uPlot.iife.min.js*", slow)
+    page.goto(f"{site['base']}/compare?run_ids={','.join(site['runs'])}", wait_until="commit")
+    wait_chart(page, 0, 3)
+    assert "did not load" not in page.locator('.plot[data-index="0"]').inner_text()
+
+
+@pytest.mark.browser
 def test_log_scale(page, site):
     page.goto(f"{site['base']}/runs/{site['long']}")
     i = chart_index(page, "loss")

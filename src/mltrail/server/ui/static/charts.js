@@ -69,10 +69,13 @@
   }
   if (charts.length) fetchFull(charts[0]);  // the request the page preloaded: start it before uPlot parses
 
-  // uPlot is a deferred script after this one: it has run by DOMContentLoaded
+  // uPlot is a deferred script after this one: it has run by DOMContentLoaded. Deferred scripts run
+  // while readyState is already "interactive", so that state does not mean uPlot is there yet; "load"
+  // covers a page where this script arrived after DOMContentLoaded.
   var libReady = new Promise(function (resolve) {
-    if (window.uPlot || document.readyState !== "loading") { resolve(); return; }
+    if (window.uPlot || document.readyState === "complete") { resolve(); return; }
     document.addEventListener("DOMContentLoaded", resolve);
+    window.addEventListener("load", resolve);
   }).then(function () { performance.mark("mltrail:lib-ready"); });
 
   // exponential moving average with TensorBoard's debiasing; gaps (null) stay gaps
