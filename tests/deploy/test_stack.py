@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,9 +21,10 @@ import pytest
 import requests
 from stack import Stack, require_nginx, start_stack
 
+from seed_scripts import seed_script
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.tf]
 
-ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
 
 
 @pytest.fixture(scope="module")
@@ -164,28 +164,13 @@ def test_our_client_through_nginx(stack, tmp_path):
         assert r.json()["run"]["info"]["status"] == "FINISHED"
 
 
-def _seed(name: str, workdir: Path, for_mlflow: bool) -> Path:
-    if not ACCEPTANCE.is_dir():
-        pytest.skip(f"no acceptance scripts at {ACCEPTANCE} (set MLTRAIL_ACCEPTANCE_DIR)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ACCEPTANCE / "_check.py", workdir / "_check.py")
-    text = (ACCEPTANCE / f"{name}.py").read_text()
-    if for_mlflow:
-        text = (text.replace("import mltrail as mlflow", "import mlflow").replace("from mltrail.", "from mlflow.")
-                .replace("from mltrail import", "from mlflow import"))
-        assert "mltrail" not in text, "the script still names mltrail after the import rewrite"
-    path = workdir / f"{name}.py"
-    path.write_text(text)
-    return path
-
-
 # Every seed once, shared between the two clients to keep the module to a few minutes.
 @pytest.mark.parametrize(("name", "client"), [
     ("seed_autolog", "mlflow"), ("seed_nested", "mlflow"), ("seed_savedmodel", "mlflow"),
     ("seed_callback", "mltrail"), ("seed_log_model", "mltrail"), ("seed_optuna", "mltrail"),
 ])
 def test_seed_through_nginx(name, client, stack, mlflow_python, tmp_path):
-    script = _seed(name, tmp_path / client, for_mlflow=client == "mlflow")
+    script = seed_script(name, tmp_path / client, for_mlflow=client == "mlflow")
     if client == "mlflow":
         python, env = str(mlflow_python), stack.client_env(TF_CPP_MIN_LOG_LEVEL="2")
     else:

@@ -7,7 +7,6 @@ script runs as its own process with the tracking URI pointing at one server on 1
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,10 @@ import pytest
 from server_fixture import ServerThread, close_stores, server_settings
 
 from mltrail.server.app import create_app
+from seed_scripts import seed_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
 SEEDS = ["seed_autolog", "seed_callback", "seed_log_model", "seed_nested", "seed_optuna", "seed_savedmodel"]
 
 
@@ -32,21 +31,6 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def _script(name: str, workdir: Path, for_mlflow: bool) -> Path:
-    if not ACCEPTANCE.is_dir():
-        pytest.skip(f"no acceptance scripts at {ACCEPTANCE} (set MLTRAIL_ACCEPTANCE_DIR)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ACCEPTANCE / "_check.py", workdir / "_check.py")
-    text = (ACCEPTANCE / f"{name}.py").read_text()
-    if for_mlflow:
-        text = (text.replace("import mltrail as mlflow", "import mlflow").replace("from mltrail.", "from mlflow.")
-                .replace("from mltrail import", "from mlflow import"))
-        assert "mltrail" not in text, "the script still names mltrail after the import rewrite"
-    path = workdir / f"{name}.py"
-    path.write_text(text)
-    return path
-
-
 def _run(python: str, script: Path, env: dict[str, str]) -> None:
     proc = subprocess.run([python, str(script)], cwd=script.parent, env=env, capture_output=True, text=True,
                           timeout=900)
@@ -57,7 +41,7 @@ def _run(python: str, script: Path, env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_seed_with_mlflow_client(name, mlflow_python, server, tmp_path):
-    script = _script(name, tmp_path / "mlflow", for_mlflow=True)
+    script = seed_script(name, tmp_path / "mlflow", for_mlflow=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_", "MLFLOW_"))}
     env.update(MLFLOW_TRACKING_URI=server, TF_CPP_MIN_LOG_LEVEL="2")
     _run(str(mlflow_python), script, env)
@@ -65,7 +49,7 @@ def test_seed_with_mlflow_client(name, mlflow_python, server, tmp_path):
 
 @pytest.mark.parametrize("name", SEEDS)
 def test_seed_with_our_client(name, server, tmp_path):
-    script = _script(name, tmp_path / "ours", for_mlflow=False)
+    script = seed_script(name, tmp_path / "ours", for_mlflow=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_TRACKING", "MLFLOW_"))}
     env.update(MLTRAIL_TRACKING_URI=server, MLTRAIL_JOURNAL_DIR=str(tmp_path / "journal"), TF_CPP_MIN_LOG_LEVEL="2")
     _run(sys.executable, script, env)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,9 +18,10 @@ import requests
 from auth_support import ADMIN, auth_app
 from server_fixture import ServerThread, close_stores, server_settings
 
+from seed_scripts import seed_script
+
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-ACCEPTANCE = Path(os.environ.get("MLTRAIL_ACCEPTANCE_DIR", "/work/shared/acceptance"))
 
 # Every AuthServiceClient method of mlflow 3.17.2, in the order an admin would use them; prints what
 # came back as JSON for the test to check.
@@ -195,30 +195,17 @@ def test_user_without_permission_is_denied(mlflow_python, server, tmp_path):
     assert out["search_runs"] == 0
 
 
-def _seed(name: str, workdir: Path) -> Path:
-    if not ACCEPTANCE.is_dir():
-        pytest.skip(f"no acceptance scripts at {ACCEPTANCE} (set MLTRAIL_ACCEPTANCE_DIR)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ACCEPTANCE / "_check.py", workdir / "_check.py")
-    text = ACCEPTANCE.joinpath(f"{name}.py").read_text()
-    text = text.replace("import mltrail as mlflow", "import mlflow").replace("from mltrail.", "from mlflow.")
-    assert "mltrail" not in text
-    path = workdir / f"{name}.py"
-    path.write_text(text)
-    return path
-
-
 def test_seeds_with_password_and_with_token(mlflow_python, server, tmp_path):
     """A plain user, given EDIT on the Default experiment by an admin through the grant API, logs the
     seeds with basic auth and with an API token (`MLFLOW_TRACKING_TOKEN`)."""
     user = _user(server, "trainer")
     _admin_post(server, "/api/3.0/mlflow/users/permissions/grant",
                 {"username": user[0], "resource_type": "experiment", "resource_id": "0", "permission": "EDIT"})
-    script = _seed("seed_callback", tmp_path / "password")
+    script = seed_script("seed_callback", tmp_path / "password", for_mlflow=True)
     assert "seed_callback: ok" in _run(mlflow_python, script, _env(server, **_basic(user)))
     token = requests.post(f"{server}/api/2.0/mltrail/tokens/create", json={"name": "ci"}, auth=user,
                           timeout=30).json()["secret"]
-    script = _seed("seed_savedmodel", tmp_path / "token")
+    script = seed_script("seed_savedmodel", tmp_path / "token", for_mlflow=True)
     assert "seed_savedmodel: ok" in _run(mlflow_python, script, _env(server, MLFLOW_TRACKING_TOKEN=token))
     # a wrong token is refused (401 UNAUTHENTICATED), not taken for anonymous access
     bad = _run(mlflow_python, _write(tmp_path / "bad.py", DENIED_SCRIPT), _env(server, MLFLOW_TRACKING_TOKEN="mlt_no"),
